@@ -1,0 +1,1 @@
+// Anchor for the shared precompiled <torch/torch.h> (see CMakeLists.txt).

@@ -29,7 +29,7 @@
 namespace hone {
 
 // Prefixes an error with where it happened ("loading model.safetensors: ...").
-inline absl::Status Annotate(const absl::Status& status, std::string_view context) {
+inline absl::Status Annotate(const absl::Status& status, absl::string_view context) {
   if (status.ok()) return status;
   return absl::Status(status.code(), absl::StrCat(context, ": ", status.message()));
 }

@@ -2,7 +2,7 @@
 #pragma once
 
 #include <exception>
-#include <string_view>
+#include <type_traits>
 
 #include "framework/core/status.h"
 
@@ -11,7 +11,7 @@ namespace hone {
 // Runs `fn` (returning absl::Status or void); a thrown std::exception becomes an
 // Internal error carrying `context` and the exception's message.
 template <typename Fn>
-absl::Status CatchTorch(std::string_view context, Fn&& fn) {
+absl::Status CatchTorch(absl::string_view context, Fn&& fn) {
   try {
     if constexpr (std::is_same_v<decltype(fn()), void>) {
       fn();

@@ -1,0 +1,120 @@
+// The one place where Hone's configuration keys and their defaults live. Names follow
+// verl where a verl user would look for them (data.train_batch_size, rollout.n, ...).
+// docs/configuration.md is generated from this table by `hone config --markdown`.
+#include "framework/core/config.h"
+
+namespace hone {
+namespace {
+
+using S = std::vector<std::string>;
+
+ConfigField Int(std::string key, int64_t value, std::string help, std::optional<double> min,
+                std::optional<double> max = std::nullopt) {
+  return {std::move(key), ConfigType::kInt, value, std::move(help), min, max, {}};
+}
+ConfigField Float(std::string key, double value, std::string help, std::optional<double> min,
+                  std::optional<double> max = std::nullopt) {
+  return {std::move(key), ConfigType::kFloat, value, std::move(help), min, max, {}};
+}
+ConfigField Bool(std::string key, bool value, std::string help) {
+  return {std::move(key), ConfigType::kBool, value, std::move(help), {}, {}, {}};
+}
+ConfigField Str(std::string key, std::string value, std::string help, S choices = {}) {
+  return {std::move(key), ConfigType::kString, std::move(value), std::move(help), {}, {},
+          std::move(choices)};
+}
+ConfigField IntList(std::string key, std::vector<int64_t> value, std::string help,
+                    std::optional<double> min) {
+  return {std::move(key), ConfigType::kIntList, std::move(value), std::move(help), min, {}, {}};
+}
+ConfigField FloatList(std::string key, std::vector<double> value, std::string help,
+                      std::optional<double> min, std::optional<double> max) {
+  return {std::move(key), ConfigType::kFloatList, std::move(value), std::move(help), min, max,
+          {}};
+}
+ConfigField StrList(std::string key, S value, std::string help) {
+  return {std::move(key), ConfigType::kStringList, std::move(value), std::move(help), {}, {}, {}};
+}
+
+ConfigSchema BuildSchema() {
+  ConfigSchema s;
+  s.Add(Int("seed", 1, "seed for data order, sampling and initialisation", 0));
+  s.Add(Int("runtime.num_threads", 1, "intra-op threads per process (also set OPENBLAS_NUM_THREADS)", 1, 256));
+
+  s.Add(Str("model.path", "", "policy model directory in Hugging Face layout (config.json, model.safetensors, tokenizer.json)"));
+  s.Add(Str("model.init_config", "", "with an empty model.path: config.json to initialise a fresh model from (hone sft)"));
+
+  s.Add(Str("data.dataset", "arithmetic", "dataset loader", {"gsm8k", "jsonl", "arithmetic"}));
+  s.Add(Str("data.train_path", "", "training file (gsm8k, jsonl)"));
+  s.Add(Str("data.val_path", "", "held-out file (gsm8k, jsonl); empty: hold out data.val_size training examples"));
+  s.Add(Str("data.prompt_key", "question", "jsonl: field holding the question"));
+  s.Add(Str("data.answer_key", "answer", "jsonl: field holding the answer (integer or '#### N')"));
+  s.Add(Str("data.prompt_template", "plain", "prompt template: raw, plain, qwen, llama3"));
+  s.Add(Int("data.train_batch_size", 8, "prompts per policy step (each sampled rollout.n times)", 1));
+  s.Add(Int("data.val_size", 100, "held-out prompts used for validation and hone eval", 1));
+  s.Add(Bool("data.skip_invalid", false, "skip malformed dataset lines with a counted warning instead of failing"));
+  s.Add(Int("data.arithmetic.num_examples", 20000, "arithmetic: problems generated for training", 1));
+  s.Add(Int("data.arithmetic.min_ops", 2, "arithmetic: fewest operations per problem", 1, 8));
+  s.Add(Int("data.arithmetic.max_ops", 2, "arithmetic: most operations per problem", 1, 8));
+  s.Add(Int("data.arithmetic.operand_min", 1, "arithmetic: smallest operand", 0));
+  s.Add(Int("data.arithmetic.operand_max", 20, "arithmetic: largest operand", 1));
+
+  s.Add(Int("rollout.n", 8, "samples per prompt (the GRPO group size)", 1, 1024));
+  s.Add(Float("rollout.temperature", 1.0, "sampling temperature; 0 = greedy", 0.0));
+  s.Add(Int("rollout.top_k", 0, "keep the k most likely tokens; 0 = off", 0));
+  s.Add(Float("rollout.top_p", 1.0, "nucleus sampling mass; 1 = off", 0.0, 1.0));
+  s.Add(Int("rollout.max_new_tokens", 64, "longest response in tokens", 1));
+
+  s.Add(StrList("reward.fns", {"boxed_integer", "format"}, "reward components"));
+  s.Add(Str("reward.fallback", "last_integer", "answer when no \\boxed{} exists", {"last_integer", "none"}));
+  s.Add(Float("reward.correct_weight", 1.0, "weight of correctness in the total reward", 0.0));
+  s.Add(Float("reward.format_weight", 0.1, "weight of the format reward in the total", 0.0));
+
+  s.Add(Str("algorithm.adv_estimator", "grpo", "advantage estimator", {"grpo", "dr_grpo", "rloo", "reinforce_pp"}));
+  s.Add(Float("algorithm.norm_eps", 1e-6, "epsilon added to the group std", 0.0));
+  s.Add(Float("algorithm.kl_coef", 0.0, "KL-to-reference loss coefficient; 0 keeps no reference model", 0.0));
+  s.Add(Str("algorithm.kl_estimator", "k3", "KL estimator", {"k1", "k2", "k3"}));
+  s.Add(Float("algorithm.clip_ratio_low", 0.2, "PPO clip: lower bound 1 - eps_low", 0.0, 1.0));
+  s.Add(Float("algorithm.clip_ratio_high", 0.2, "PPO clip: upper bound 1 + eps_high (> low: clip-higher)", 0.0));
+  s.Add(Float("algorithm.clip_ratio_c", 0.0, "dual clip constant for negative advantages (> 1); 0 = off", 0.0));
+  s.Add(Str("algorithm.loss_agg_mode", "token_mean", "loss aggregation", {"token_mean", "seq_mean_token_mean", "seq_mean_token_sum_norm"}));
+  s.Add(Float("algorithm.entropy_coef", 0.0, "entropy bonus coefficient (entropy is always measured)", 0.0));
+  s.Add(Bool("algorithm.filter_zero_std_groups", false, "drop groups whose rewards are all equal (DAPO dynamic sampling)"));
+  s.Add(Bool("algorithm.mask_truncated", false, "leave responses cut at max_new_tokens out of the loss"));
+
+  s.Add(Str("optim.name", "adamw", "optimizer", {"adamw"}));
+  s.Add(Float("optim.lr", 1e-5, "peak learning rate", 0.0));
+  s.Add(FloatList("optim.betas", {0.9, 0.999}, "AdamW betas", 0.0, 1.0));
+  s.Add(Float("optim.eps", 1e-8, "AdamW epsilon", 0.0));
+  s.Add(Float("optim.weight_decay", 0.0, "AdamW decoupled weight decay", 0.0));
+  s.Add(Int("optim.warmup_steps", 0, "linear warm-up steps", 0));
+  s.Add(Str("optim.schedule", "constant", "learning-rate schedule after warm-up", {"constant", "cosine"}));
+  s.Add(Float("optim.grad_clip", 1.0, "clip the global grad norm to this; 0 = off", 0.0));
+
+  s.Add(Int("trainer.total_steps", 100, "policy steps (GRPO) or optimizer steps (SFT)", 0));
+  s.Add(Str("trainer.output_dir", "runs/train", "metrics.jsonl, checkpoints and the final model go here"));
+  s.Add(Int("trainer.save_every", 0, "checkpoint every N steps; 0 = only at the end", 0));
+  s.Add(Int("trainer.val_every", 0, "validate every N steps; 0 = off", 0));
+  s.Add(Int("trainer.ppo_epochs", 1, "passes over each step's rollouts", 1));
+  s.Add(Int("trainer.ppo_mini_batch_size", 0, "sequences per optimizer step; 0 = the whole batch", 0));
+  s.Add(Int("trainer.micro_batch_size", 64, "sequences per forward/backward (gradient accumulation)", 1));
+  s.Add(Int("trainer.sft_batch_size", 64, "SFT: sequences per optimizer step", 1));
+
+  s.Add(Int("eval.n", 1, "samples per prompt in hone eval", 1, 1024));
+  s.Add(Float("eval.temperature", 0.0, "hone eval sampling temperature; 0 = greedy", 0.0));
+  s.Add(IntList("eval.k", {1}, "Pass@k values to report (each <= eval.n)", 1));
+  s.Add(Int("eval.limit", 0, "evaluate a seeded random subset of this many prompts; 0 = all", 0));
+  s.Add(Int("eval.max_new_tokens", 0, "longest response; 0 = rollout.max_new_tokens", 0));
+  s.Add(StrList("eval.reflection_words", {"Wait", "Now", "Hmm", "But", "Check"}, "words counted in responses"));
+  s.Add(Str("eval.output", "", "write the evaluation JSON here (default <trainer.output_dir>/eval.json)"));
+  return s;
+}
+
+}  // namespace
+
+const ConfigSchema& HoneConfigSchema() {
+  static const ConfigSchema* schema = new ConfigSchema(BuildSchema());
+  return *schema;
+}
+
+}  // namespace hone

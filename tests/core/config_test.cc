@@ -1,0 +1,107 @@
+#include "framework/core/config.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <cstdio>
+#include <fstream>
+
+namespace hone {
+namespace {
+
+using ::testing::HasSubstr;
+
+std::string WriteTemp(const std::string& name, const std::string& text) {
+  std::string path = ::testing::TempDir() + "/" + name;
+  std::ofstream(path) << text;
+  return path;
+}
+
+ConfigSchema SmallSchema() {
+  ConfigSchema s;
+  s.Add({"trainer.total_steps", ConfigType::kInt, int64_t{10}, "steps", 0.0, {}, {}});
+  s.Add({"optim.lr", ConfigType::kFloat, 1e-3, "lr", 0.0, 1.0, {}});
+  s.Add({"algorithm.adv_estimator", ConfigType::kString, std::string("grpo"), "est", {}, {},
+         {"grpo", "rloo"}});
+  s.Add({"algorithm.flag", ConfigType::kBool, false, "flag", {}, {}, {}});
+  s.Add({"eval.k", ConfigType::kIntList, std::vector<int64_t>{1}, "k", 1.0, {}, {}});
+  return s;
+}
+
+TEST(ConfigTest, DefaultsFileThenOverridesInOrder) {
+  ConfigSchema schema = SmallSchema();
+  std::string path = WriteTemp("ok.yaml",
+                               "trainer:\n  total_steps: 20\noptim: {lr: 0.5}\neval:\n  k: [1, 4]\n");
+  auto config = Config::Load(schema, path, {"trainer.total_steps=30", "algorithm.flag=true"});
+  ASSERT_TRUE(config.ok()) << config.status();
+  EXPECT_EQ(config->Int("trainer.total_steps"), 30);
+  EXPECT_DOUBLE_EQ(config->Float("optim.lr"), 0.5);
+  EXPECT_TRUE(config->Bool("algorithm.flag"));
+  EXPECT_EQ(config->String("algorithm.adv_estimator"), "grpo");
+  EXPECT_THAT(config->IntList("eval.k"), ::testing::ElementsAre(1, 4));
+}
+
+TEST(ConfigTest, UnknownKeyInFileNamesKeyFileAndSuggestion) {
+  ConfigSchema schema = SmallSchema();
+  std::string path = WriteTemp("typo.yaml", "trainer:\n  total_step: 20\n");
+  auto config = Config::Load(schema, path, {});
+  ASSERT_FALSE(config.ok());
+  EXPECT_THAT(config.status().message(), HasSubstr("trainer.total_step"));
+  EXPECT_THAT(config.status().message(), HasSubstr("typo.yaml"));
+  EXPECT_THAT(config.status().message(), HasSubstr("did you mean 'trainer.total_steps'"));
+}
+
+TEST(ConfigTest, WrongTypeAndRangeAndChoice) {
+  ConfigSchema schema = SmallSchema();
+  auto wrong_type = Config::Load(schema, "", {"trainer.total_steps=abc"});
+  ASSERT_FALSE(wrong_type.ok());
+  EXPECT_THAT(wrong_type.status().message(), HasSubstr("trainer.total_steps"));
+  EXPECT_THAT(wrong_type.status().message(), HasSubstr("integer"));
+  EXPECT_THAT(wrong_type.status().message(), HasSubstr("command line"));
+
+  auto out_of_range = Config::Load(schema, "", {"optim.lr=2"});
+  ASSERT_FALSE(out_of_range.ok());
+  EXPECT_THAT(out_of_range.status().message(), HasSubstr("out of range"));
+  EXPECT_THAT(out_of_range.status().message(), HasSubstr("0 .. 1"));
+
+  auto bad_choice = Config::Load(schema, "", {"algorithm.adv_estimator=ppo"});
+  ASSERT_FALSE(bad_choice.ok());
+  EXPECT_THAT(bad_choice.status().message(), HasSubstr("allowed values: grpo, rloo"));
+
+  auto bad_list = Config::Load(schema, "", {"eval.k=[1, 0]"});
+  ASSERT_FALSE(bad_list.ok());
+  EXPECT_THAT(bad_list.status().message(), HasSubstr("eval.k"));
+
+  auto not_override = Config::Load(schema, "", {"trainer.total_steps"});
+  ASSERT_FALSE(not_override.ok());
+  EXPECT_THAT(not_override.status().message(), HasSubstr("key=value"));
+}
+
+TEST(ConfigTest, MissingAndMalformedFile) {
+  ConfigSchema schema = SmallSchema();
+  auto missing = Config::Load(schema, "/nonexistent/x.yaml", {});
+  ASSERT_FALSE(missing.ok());
+  EXPECT_EQ(missing.status().code(), absl::StatusCode::kNotFound);
+  std::string bad = WriteTemp("bad.yaml", "trainer: [unclosed\n");
+  auto malformed = Config::Load(schema, bad, {});
+  ASSERT_FALSE(malformed.ok());
+  EXPECT_THAT(malformed.status().message(), HasSubstr("bad.yaml"));
+}
+
+TEST(ConfigTest, PrintedConfigReadsBackToTheSameValues) {
+  const ConfigSchema& schema = HoneConfigSchema();
+  auto config = Config::Load(schema, "", {"optim.lr=3e-4", "rollout.n=4", "eval.k=[1, 2]",
+                                          "trainer.output_dir=runs/x y"});
+  ASSERT_TRUE(config.ok()) << config.status();
+  std::string printed = config->ToYaml();
+  std::string path = WriteTemp("printed.yaml", printed);
+  auto reread = Config::Load(schema, path, {});
+  ASSERT_TRUE(reread.ok()) << reread.status() << "\n" << printed;
+  EXPECT_EQ(reread->ToYaml(), printed);
+  EXPECT_DOUBLE_EQ(reread->Float("optim.lr"), 3e-4);
+  EXPECT_EQ(reread->Int("rollout.n"), 4);
+  EXPECT_EQ(reread->String("trainer.output_dir"), "runs/x y");
+}
+
+}  // namespace
+}  // namespace hone

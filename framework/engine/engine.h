@@ -1,0 +1,76 @@
+// Batched autoregressive generation for GRPO rollouts.
+//
+// A request is G prompts x n samples. Each prompt is prefilled once and its keys/values are
+// shared by its n samples: decode attention reads the prompt's cache once per group, and
+// only the generated tokens have per-sample caches, preallocated for max_new_tokens (no
+// per-step concatenation). Sampling is a chain of small steps (temperature, top-k, top-p,
+// draw) and is deterministic for a given seed.
+#pragma once
+
+#include <torch/torch.h>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "framework/model/model.h"
+
+namespace hone {
+
+struct SamplingParams {
+  double temperature = 1.0;  // 0 = greedy (argmax)
+  int64_t top_k = 0;         // keep the k most likely tokens; 0 = off
+  double top_p = 1.0;        // keep the smallest set with this much mass; 1 = off
+  int64_t max_new_tokens = 64;
+  int64_t n = 1;             // samples per prompt
+  std::vector<int64_t> stop_token_ids;  // generation of a sequence ends after one of these
+  uint64_t seed = 0;
+  bool return_logits = false;  // keep every step's raw logits (tests, debugging)
+};
+
+enum class FinishReason { kStop, kLength };
+const char* FinishReasonName(FinishReason reason);
+
+struct GeneratedSequence {
+  int64_t prompt_index = 0;
+  std::vector<int64_t> tokens;   // includes the stop token when finish == kStop
+  // log p(token) under softmax(logits / temperature) before top-k/top-p filtering (plain
+  // softmax when greedy): what a trainer recomputes from the same weights.
+  std::vector<float> logprobs;
+  FinishReason finish = FinishReason::kLength;
+};
+
+struct GenerationResult {
+  std::vector<GeneratedSequence> sequences;  // prompt-major: prompt g, sample j at g*n + j
+  torch::Tensor step_logits;  // [G*n, max_new_tokens, V] when return_logits, else undefined
+  int64_t prompt_tokens = 0;  // prefilled tokens (once per prompt)
+  int64_t new_tokens = 0;     // generated tokens, all sequences
+};
+
+// Picks next tokens from logits [N,V] (float32): the sampling chain. `generator` carries the
+// seed. Returns tokens [N] (int64) and their log-probabilities [N] as documented above.
+struct SampledTokens {
+  torch::Tensor tokens;
+  torch::Tensor logprobs;
+};
+SampledTokens SampleNextTokens(const torch::Tensor& logits, const SamplingParams& params,
+                               at::Generator& generator);
+
+class GenerationEngine {
+ public:
+  explicit GenerationEngine(CausalLM model) : model_(std::move(model)) {}
+
+  // REQUIRES: every prompt non-empty; prompt length + max_new_tokens within the model's
+  // max_position_embeddings (else InvalidArgument). Token ids outside the vocabulary are
+  // InvalidArgument too.
+  absl::StatusOr<GenerationResult> Generate(const std::vector<std::vector<int64_t>>& prompts,
+                                            const SamplingParams& params);
+
+  CausalLM& model() { return model_; }
+
+ private:
+  CausalLM model_;
+};
+
+}  // namespace hone

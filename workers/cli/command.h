@@ -26,5 +26,6 @@ struct CommandSpec {
 const std::vector<CommandSpec>& AllCommands();
 
 // Setup functions, one per <name>_command.cc.
+CommandAction SetupRewardCommand(CLI::App& sub);
 
 }  // namespace hone::cli

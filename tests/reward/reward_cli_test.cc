@@ -1,0 +1,116 @@
+// `hone reward` end to end: JSONL in, JSONL out, errors naming the line. Runs the binary
+// named by HONE_BIN (ctest sets it); skipped when it is not set.
+#include <sys/wait.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "nlohmann/json.hpp"
+
+namespace {
+
+using ::testing::HasSubstr;
+using nlohmann::json;
+
+struct CliRun {
+  int exit_code = -1;
+  std::string out;  // stdout and stderr together
+};
+
+CliRun RunHone(const std::string& args, const std::string& input) {
+  const std::string in_path = ::testing::TempDir() + "hone_reward_cli_in.jsonl";
+  std::ofstream(in_path, std::ios::binary) << input;
+  std::string cmd = std::string(std::getenv("HONE_BIN")) + " reward " + args + " < " + in_path + " 2>&1";
+  CliRun run;
+  FILE* pipe = popen(cmd.c_str(), "r");
+  if (pipe == nullptr) return run;
+  char buf[4096];
+  size_t n;
+  while ((n = fread(buf, 1, sizeof buf, pipe)) > 0) run.out.append(buf, n);
+  int status = pclose(pipe);
+  run.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  return run;
+}
+
+std::vector<json> Lines(const std::string& out) {
+  std::vector<json> lines;
+  size_t start = 0;
+  while (start < out.size()) {
+    size_t end = out.find('\n', start);
+    if (end == std::string::npos) end = out.size();
+    if (end > start) lines.push_back(json::parse(out.substr(start, end - start)));
+    start = end + 1;
+  }
+  return lines;
+}
+
+class RewardCli : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    const char* bin = std::getenv("HONE_BIN");
+    if (bin == nullptr || *bin == '\0') GTEST_SKIP() << "HONE_BIN is not set";
+  }
+};
+
+TEST_F(RewardCli, ScoresEachLine) {
+  CliRun run = RunHone("--fn boxed_integer",
+                    "{\"response\": \"so \\\\boxed{72}\", \"ground_truth\": \"x\\n#### 72\"}\n"
+                    "{\"response\": \"7+12=19. 19-5=14\", \"ground_truth\": 14}\n"
+                    "\n"
+                    "{\"response\": \"\\\\boxed{1} \\\\boxed{2}\", \"ground_truth\": \"1,234\"}\n");
+  ASSERT_EQ(run.exit_code, 0) << run.out;
+  std::vector<json> lines = Lines(run.out);
+  ASSERT_EQ(lines.size(), 3u) << run.out;
+  EXPECT_EQ(lines[0]["correct"], 1.0);
+  EXPECT_EQ(lines[0]["format"], 1.0);
+  EXPECT_DOUBLE_EQ(lines[0]["total"].get<double>(), 1.1);
+  EXPECT_EQ(lines[0]["extracted"], "72");
+  EXPECT_EQ(lines[1]["correct"], 1.0);  // last_integer fallback
+  EXPECT_EQ(lines[1]["format"], 0.0);
+  EXPECT_DOUBLE_EQ(lines[1]["total"].get<double>(), 1.0);
+  EXPECT_EQ(lines[2]["correct"], 0.0);
+  EXPECT_EQ(lines[2]["extracted"], "2");
+  EXPECT_EQ(lines[2]["total"], 0.0);
+}
+
+TEST_F(RewardCli, OptionsChangeTheScore) {
+  CliRun run = RunHone("--fn format --fallback none --correct-weight 2 --format-weight 0.5",
+                    "{\"response\": \"7+12=19. 19-5=14\", \"ground_truth\": 14}\n"
+                    "{\"response\": \"\\\\boxed{13}\", \"ground_truth\": 14}\n");
+  ASSERT_EQ(run.exit_code, 0) << run.out;
+  std::vector<json> lines = Lines(run.out);
+  ASSERT_EQ(lines.size(), 2u) << run.out;
+  EXPECT_EQ(lines[0]["correct"], 0.0);
+  EXPECT_TRUE(lines[0]["extracted"].is_null());
+  EXPECT_EQ(lines[1]["format"], 1.0);
+  EXPECT_EQ(lines[1]["score"], 1.0);  // --fn format
+  EXPECT_DOUBLE_EQ(lines[1]["total"].get<double>(), 0.5);
+}
+
+TEST_F(RewardCli, MalformedLineNamesItsNumber) {
+  CliRun run = RunHone("", "{\"response\": \"\\\\boxed{1}\", \"ground_truth\": 1}\n\n{\"response\": 5}\n");
+  EXPECT_NE(run.exit_code, 0);
+  EXPECT_THAT(run.out, HasSubstr("line 3:"));
+  run = RunHone("", "not json\n");
+  EXPECT_NE(run.exit_code, 0);
+  EXPECT_THAT(run.out, HasSubstr("line 1: bad JSON"));
+  run = RunHone("", "{\"response\": \"x\", \"ground_truth\": \"#### many\"}\n");
+  EXPECT_NE(run.exit_code, 0);
+  EXPECT_THAT(run.out, HasSubstr("line 1: ground truth"));
+}
+
+TEST_F(RewardCli, UnknownNamesAreErrors) {
+  CliRun run = RunHone("--fn nope", "");
+  EXPECT_NE(run.exit_code, 0);
+  EXPECT_THAT(run.out, HasSubstr("boxed_integer, format"));
+  run = RunHone("--fallback first", "");
+  EXPECT_NE(run.exit_code, 0);
+  EXPECT_THAT(run.out, HasSubstr("last_integer, none"));
+}
+
+}  // namespace

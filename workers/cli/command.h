@@ -26,6 +26,8 @@ struct CommandSpec {
 const std::vector<CommandSpec>& AllCommands();
 
 // Setup functions, one per <name>_command.cc.
+CommandAction SetupModelCommand(CLI::App& sub);
+CommandAction SetupGenerateCommand(CLI::App& sub);
 CommandAction SetupRewardCommand(CLI::App& sub);
 
 }  // namespace hone::cli

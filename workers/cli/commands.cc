@@ -4,6 +4,8 @@ namespace hone::cli {
 
 const std::vector<CommandSpec>& AllCommands() {
   static const std::vector<CommandSpec> commands = {
+      {"model", "Create (init) or inspect (info) a model directory in HF layout", SetupModelCommand},
+      {"generate", "Sample responses to a prompt from a model directory", SetupGenerateCommand},
       {"reward", "Score responses (JSONL on stdin) with a reward function", SetupRewardCommand},
   };
   return commands;

@@ -1,0 +1,104 @@
+// `hone model init` makes a randomly initialised model of any shape in HF layout;
+// `hone model info` prints a model directory's shape, parameter count and dtype.
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <sstream>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "framework/core/status.h"
+#include "framework/model/model.h"
+#include "framework/model/pretrained.h"
+#include "framework/model/safetensors.h"
+#include "workers/cli/command.h"
+
+namespace hone::cli {
+namespace {
+
+namespace fs = std::filesystem;
+
+struct ModelInitOptions {
+  std::string config_json;
+  std::string out;
+  std::string tokenizer;
+  std::string dtype = "F32";
+  uint64_t seed = 0;
+};
+
+absl::StatusOr<std::string> ReadFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return absl::NotFoundError(absl::StrCat("cannot open ", path));
+  std::stringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+absl::Status RunInit(const ModelInitOptions& o) {
+  HONE_ASSIGN_OR_RETURN(ModelConfig config, LoadModelConfig(o.config_json));
+  CausalLM model = InitModel(config, o.seed);
+  if (!o.tokenizer.empty()) {
+    HONE_ASSIGN_OR_RETURN(std::string tokenizer_json, ReadFile(o.tokenizer));
+    HONE_RETURN_IF_ERROR(SavePretrained(model, tokenizer_json, o.out, o.dtype));
+  } else {
+    HONE_RETURN_IF_ERROR(SaveModel(model, o.out, o.dtype));
+  }
+  std::cout << "wrote " << config.model_type << " model with " << config.NumParameters()
+            << " parameters to " << o.out << "\n";
+  return absl::OkStatus();
+}
+
+absl::Status RunInfo(const std::string& dir) {
+  HONE_ASSIGN_OR_RETURN(ModelConfig c, LoadModelConfig((fs::path(dir) / "config.json").string()));
+  HONE_ASSIGN_OR_RETURN(TensorMap tensors, ReadSafetensorsDir(dir));
+  std::map<std::string, int64_t> dtype_counts;
+  int64_t stored = 0;
+  for (const auto& [name, t] : tensors) {
+    dtype_counts[std::string(DTypeName(t.dtype))] += t.numel();
+    stored += t.numel();
+  }
+  std::string dtypes;
+  for (const auto& [name, count] : dtype_counts) absl::StrAppend(&dtypes, dtypes.empty() ? "" : ", ", name);
+  std::cout << absl::StrFormat(
+      "model_type:        %s\n"
+      "layers:            %d\n"
+      "hidden_size:       %d\n"
+      "intermediate_size: %d\n"
+      "attention heads:   %d (key/value heads %d, head_dim %d)\n"
+      "vocab_size:        %d\n"
+      "tie_embeddings:    %s\n"
+      "rope:              theta %g, scaling %s\n"
+      "parameters:        %d (%.2fM)\n"
+      "stored tensors:    %d tensors, %d values, dtype %s\n"
+      "tokenizer.json:    %s\n",
+      c.model_type, c.num_hidden_layers, c.hidden_size, c.intermediate_size,
+      c.num_attention_heads, c.num_key_value_heads, c.head_dim, c.vocab_size,
+      c.tie_word_embeddings ? "yes" : "no", c.rope_theta, c.rope_scaling.rope_type,
+      c.NumParameters(), c.NumParameters() / 1e6, tensors.size(), stored, dtypes,
+      fs::exists(fs::path(dir) / "tokenizer.json") ? "present" : "absent");
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+CommandAction SetupModelCommand(CLI::App& sub) {
+  sub.require_subcommand(1);
+  auto init = std::make_shared<ModelInitOptions>();
+  CLI::App* init_cmd = sub.add_subcommand("init", "Write a randomly initialised model in HF layout");
+  init_cmd->add_option("--config-json", init->config_json, "HF config.json giving the shape")
+      ->required()->check(CLI::ExistingFile);
+  init_cmd->add_option("--out", init->out, "output directory")->required();
+  init_cmd->add_option("--tokenizer", init->tokenizer, "tokenizer.json to copy next to the weights")
+      ->check(CLI::ExistingFile);
+  init_cmd->add_option("--dtype", init->dtype, "stored dtype")->check(CLI::IsMember({"F32", "BF16", "F16"}));
+  init_cmd->add_option("--seed", init->seed, "initialisation seed");
+  auto info_dir = std::make_shared<std::string>();
+  CLI::App* info_cmd = sub.add_subcommand("info", "Print a model directory's shape, parameters and dtype");
+  info_cmd->add_option("dir", *info_dir, "model directory")->required();
+  return [init, init_cmd, info_dir]() -> absl::Status {
+    if (init_cmd->parsed()) return RunInit(*init);
+    return RunInfo(*info_dir);
+  };
+}
+
+}  // namespace hone::cli

@@ -1,6 +1,8 @@
 // `hone reward` end to end: JSONL in, JSONL out, errors naming the line. Runs the binary
-// named by HONE_BIN (ctest sets it); skipped when it is not set.
+// named by HONE_BIN, else the build tree's workers/hone next to this test; skipped when
+// neither exists.
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <cstdio>
 #include <cstdlib>
@@ -22,10 +24,23 @@ struct CliRun {
   std::string out;  // stdout and stderr together
 };
 
+std::string HoneBinary() {
+  const char* env = std::getenv("HONE_BIN");
+  if (env != nullptr && *env != '\0') return env;
+  // This test is <build>/tests/reward/reward_cli_test; hone is <build>/workers/hone.
+  char self[4096];
+  ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+  if (n <= 0) return "";
+  std::string path(self, static_cast<size_t>(n));
+  for (int up = 0; up < 3; ++up) path = path.substr(0, path.rfind('/'));
+  path += "/workers/hone";
+  return access(path.c_str(), X_OK) == 0 ? path : "";
+}
+
 CliRun RunHone(const std::string& args, const std::string& input) {
   const std::string in_path = ::testing::TempDir() + "hone_reward_cli_in.jsonl";
   std::ofstream(in_path, std::ios::binary) << input;
-  std::string cmd = std::string(std::getenv("HONE_BIN")) + " reward " + args + " < " + in_path + " 2>&1";
+  std::string cmd = HoneBinary() + " reward " + args + " < " + in_path + " 2>&1";
   CliRun run;
   FILE* pipe = popen(cmd.c_str(), "r");
   if (pipe == nullptr) return run;
@@ -52,8 +67,7 @@ std::vector<json> Lines(const std::string& out) {
 class RewardCli : public ::testing::Test {
  protected:
   void SetUp() override {
-    const char* bin = std::getenv("HONE_BIN");
-    if (bin == nullptr || *bin == '\0') GTEST_SKIP() << "HONE_BIN is not set";
+    if (HoneBinary().empty()) GTEST_SKIP() << "no hone binary: set HONE_BIN";
   }
 };
 

@@ -29,5 +29,6 @@ const std::vector<CommandSpec>& AllCommands();
 CommandAction SetupModelCommand(CLI::App& sub);
 CommandAction SetupGenerateCommand(CLI::App& sub);
 CommandAction SetupRewardCommand(CLI::App& sub);
+CommandAction SetupTokenizeCommand(CLI::App& sub);
 
 }  // namespace hone::cli

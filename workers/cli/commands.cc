@@ -7,6 +7,7 @@ const std::vector<CommandSpec>& AllCommands() {
       {"model", "Create (init) or inspect (info) a model directory in HF layout", SetupModelCommand},
       {"generate", "Sample responses to a prompt from a model directory", SetupGenerateCommand},
       {"reward", "Score responses (JSONL on stdin) with a reward function", SetupRewardCommand},
+      {"tokenize", "Encode text to token ids, or decode ids back to text (--decode)", SetupTokenizeCommand},
   };
   return commands;
 }

@@ -16,29 +16,43 @@ constexpr float kMinusInf = -std::numeric_limits<float>::infinity();
 // length, M max new tokens, D head dim.
 struct LayerCache {
   torch::Tensor prompt_k, prompt_v;  // [G,K,P,D], shared by the group's samples
-  torch::Tensor gen_k, gen_v;        // [G,K,n,M,D], preallocated
+  // [G,K,M,n,D], preallocated and time-major: the first `steps` rows of all n samples
+  // form one contiguous [steps*n, D] block per (prompt, kv head).
+  torch::Tensor gen_k, gen_v;
 };
 
 // Decode-step attention for one new token per sequence.
-// q [G,K,n,rep,D]; prompt_bias [G,1,1,P] (0 or -inf for left padding); `steps` = number
-// of generated tokens now cached (including the current one). Returns [G,K,n,rep,D].
+// q [G,K,n,rep,D]; prompt_bias [G,1,1,P] (0 or -inf for left padding; undefined when no
+// prompt is padded); `steps` = number of generated tokens now cached (including the
+// current one). Returns [G,K,n,rep,D].
+//
+// Both halves run as one matrix product per (prompt, kv head): the prompt's keys are read
+// once for the whole group, and the generated keys of the group's n samples are scored
+// all against all, keeping the diagonal blocks (sample i against its own keys). That
+// spends n times the (small) attention FLOPs to replace G*K*n matrix-vector products,
+// whose per-call cost dominated decode time, by G*K larger products.
 torch::Tensor GroupedDecodeAttention(const torch::Tensor& q, const LayerCache& cache,
                                      const torch::Tensor& prompt_bias, int64_t steps) {
   const int64_t G = q.size(0), K = q.size(1), n = q.size(2), rep = q.size(3), D = q.size(4);
   const int64_t P = cache.prompt_k.size(2);
   const double scale = 1.0 / std::sqrt(static_cast<double>(D));
-  // Against the shared prompt: one [n*rep, D] x [D, P] product per (prompt, kv head).
   auto q_rows = q.reshape({G, K, n * rep, D});
-  auto prompt_scores = torch::matmul(q_rows, cache.prompt_k.transpose(-1, -2)) + prompt_bias;
-  auto gen_k = cache.gen_k.narrow(3, 0, steps);  // [G,K,n,steps,D]
-  auto gen_v = cache.gen_v.narrow(3, 0, steps);
-  auto gen_scores = torch::matmul(q, gen_k.transpose(-1, -2));  // [G,K,n,rep,steps]
+  auto prompt_scores = torch::matmul(q_rows, cache.prompt_k.transpose(-1, -2));  // [G,K,n*rep,P]
+  if (prompt_bias.defined()) prompt_scores = prompt_scores + prompt_bias;
+  auto gen_k = cache.gen_k.narrow(2, 0, steps).reshape({G, K, steps * n, D});
+  auto gen_v = cache.gen_v.narrow(2, 0, steps).reshape({G, K, steps * n, D});
+  auto all_pairs = torch::matmul(q_rows, gen_k.transpose(-1, -2));  // [G,K,n*rep,steps*n]
+  auto gen_scores = all_pairs.view({G, K, n, rep, steps, n})
+                        .diagonal(0, 2, 5)              // [G,K,rep,steps,n]
+                        .permute({0, 1, 4, 2, 3});      // [G,K,n,rep,steps]
   auto scores = torch::cat({prompt_scores.view({G, K, n, rep, P}), gen_scores}, -1) * scale;
   auto probs = torch::softmax(scores, -1);
-  auto prompt_probs = probs.narrow(-1, 0, P).reshape({G, K, n * rep, P});
-  auto gen_probs = probs.narrow(-1, P, steps);
-  auto out = torch::matmul(prompt_probs, cache.prompt_v).view({G, K, n, rep, D});
-  return out + torch::matmul(gen_probs, gen_v);
+  auto out = torch::matmul(probs.narrow(-1, 0, P).reshape({G, K, n * rep, P}), cache.prompt_v);
+  // Spread each sample's weights over its own block of the group's [steps*n] values.
+  auto spread = torch::zeros({G, K, n, rep, steps, n}, probs.options());
+  spread.diagonal(0, 2, 5).copy_(probs.narrow(-1, P, steps).permute({0, 1, 3, 4, 2}));
+  out = out + torch::matmul(spread.view({G, K, n * rep, steps * n}), gen_v);
+  return out.view({G, K, n, rep, D});
 }
 
 absl::Status ValidateRequest(const CausalLM& model,
@@ -105,22 +119,27 @@ absl::StatusOr<GenerationResult> GenerationEngine::Generate(
     auto pos_t = torch::tensor(positions, long_options).view({G, P}).to(device);
     auto valid_t = torch::tensor(std::vector<int64_t>(valid.begin(), valid.end()), long_options)
                        .view({G, P}).to(torch::kBool).to(device);
-    auto prompt_bias = torch::zeros({G, 1, 1, P}, torch::TensorOptions().dtype(dtype).device(device))
-                           .masked_fill(valid_t.logical_not().view({G, 1, 1, P}), kMinusInf);
+    torch::Tensor prompt_bias;  // only needed when some prompt is left-padded
+    if (result.prompt_tokens != G * P) {
+      prompt_bias = torch::zeros({G, 1, 1, P}, torch::TensorOptions().dtype(dtype).device(device))
+                        .masked_fill(valid_t.logical_not().view({G, 1, 1, P}), kMinusInf);
+    }
 
     // Prefill: one pass per prompt, keeping every layer's keys and values.
     std::vector<LayerCache> caches(L);
+    std::vector<FusedLayerWeights> fused(L);
+    for (int64_t l = 0; l < L; ++l) fused[l] = model.layer(l).Fuse();
     auto h = model.Embed(ids_t);
     auto [cos, sin] = model.rotary().Lookup(pos_t, dtype);
     auto cache_options = torch::TensorOptions().dtype(dtype).device(device);
     for (int64_t l = 0; l < L; ++l) {
       DecoderLayerImpl& layer = model.layer(l);
-      auto qkv = layer.ProjectQkv(h, cos, sin);
-      h = layer.Finish(h, CausalAttention(qkv.q, qkv.k, qkv.v, valid_t));
+      auto qkv = layer.ProjectQkv(h, cos, sin, &fused[l]);
+      h = layer.Finish(h, CausalAttention(qkv.q, qkv.k, qkv.v, valid_t), &fused[l]);
       caches[l].prompt_k = qkv.k.permute({0, 2, 1, 3}).contiguous();
       caches[l].prompt_v = qkv.v.permute({0, 2, 1, 3}).contiguous();
-      caches[l].gen_k = torch::empty({G, K, n, M, D}, cache_options);
-      caches[l].gen_v = torch::empty({G, K, n, M, D}, cache_options);
+      caches[l].gen_k = torch::empty({G, K, M, n, D}, cache_options);
+      caches[l].gen_v = torch::empty({G, K, M, n, D}, cache_options);
     }
     auto last_logits = model.Logits(h.narrow(1, P - 1, 1)).squeeze(1);  // [G,V]
     auto logits = last_logits.repeat_interleave(n, 0).to(torch::kFloat32);  // [N,V]
@@ -159,12 +178,16 @@ absl::StatusOr<GenerationResult> GenerationEngine::Generate(
       auto [cos_s, sin_s] = model.rotary().Lookup(next_positions + step, dtype);
       for (int64_t l = 0; l < L; ++l) {
         DecoderLayerImpl& layer = model.layer(l);
-        auto qkv = layer.ProjectQkv(h_step, cos_s, sin_s);  // q [N,1,H,D], k/v [N,1,K,D]
-        auto q = qkv.q.view({G, n, K, rep, D}).permute({0, 2, 1, 3, 4});
-        caches[l].gen_k.select(3, step).copy_(qkv.k.view({G, n, K, D}).permute({0, 2, 1, 3}));
-        caches[l].gen_v.select(3, step).copy_(qkv.v.view({G, n, K, D}).permute({0, 2, 1, 3}));
+        // q [N,1,H,D], k/v [N,1,K,D]
+        auto qkv = layer.ProjectQkv(h_step, cos_s, sin_s, &fused[l]);
+        auto q = qkv.q.reshape({G, n, K, rep, D}).permute({0, 2, 1, 3, 4});
+        auto new_k = qkv.k.reshape({G, n, K, D}).permute({0, 2, 1, 3});  // [G,K,n,D]
+        auto new_v = qkv.v.reshape({G, n, K, D}).permute({0, 2, 1, 3});
+        caches[l].gen_k.select(2, step).copy_(new_k);
+        caches[l].gen_v.select(2, step).copy_(new_v);
         auto attention = GroupedDecodeAttention(q, caches[l], prompt_bias, step + 1);
-        h_step = layer.Finish(h_step, attention.permute({0, 2, 1, 3, 4}).reshape({N, 1, H * D}));
+        h_step = layer.Finish(h_step, attention.permute({0, 2, 1, 3, 4}).reshape({N, 1, H * D}),
+                              &fused[l]);
       }
       logits = model.Logits(h_step).squeeze(1).to(torch::kFloat32);
     }

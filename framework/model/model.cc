@@ -128,12 +128,28 @@ DecoderLayerImpl::DecoderLayerImpl(const ModelConfig& c)
 
 DecoderLayerImpl::Qkv DecoderLayerImpl::ProjectQkv(const torch::Tensor& h,
                                                    const torch::Tensor& cos,
-                                                   const torch::Tensor& sin) {
+                                                   const torch::Tensor& sin,
+                                                   const FusedLayerWeights* fused) {
   const int64_t batch = h.size(0), time = h.size(1);
   auto x = input_layernorm->forward(h);
-  auto q = self_attn->q_proj->forward(x).view({batch, time, num_heads, head_dim});
-  auto k = self_attn->k_proj->forward(x).view({batch, time, num_kv_heads, head_dim});
-  auto v = self_attn->v_proj->forward(x).view({batch, time, num_kv_heads, head_dim});
+  torch::Tensor q, k, v;
+  if (fused != nullptr) {
+    auto qkv = torch::nn::functional::linear(x, fused->qkv_weight, fused->qkv_bias)
+                   .view({batch, time, num_heads + 2 * num_kv_heads, head_dim});
+    if (self_attn->q_norm.is_empty()) {
+      // Rotate q and k heads together: one set of element-wise ops instead of two.
+      auto qk = ApplyRotary(qkv.narrow(2, 0, num_heads + num_kv_heads), cos, sin);
+      return {qk.narrow(2, 0, num_heads), qk.narrow(2, num_heads, num_kv_heads),
+              qkv.narrow(2, num_heads + num_kv_heads, num_kv_heads)};
+    }
+    q = qkv.narrow(2, 0, num_heads);
+    k = qkv.narrow(2, num_heads, num_kv_heads);
+    v = qkv.narrow(2, num_heads + num_kv_heads, num_kv_heads);
+  } else {
+    q = self_attn->q_proj->forward(x).view({batch, time, num_heads, head_dim});
+    k = self_attn->k_proj->forward(x).view({batch, time, num_kv_heads, head_dim});
+    v = self_attn->v_proj->forward(x).view({batch, time, num_kv_heads, head_dim});
+  }
   if (!self_attn->q_norm.is_empty()) {
     q = self_attn->q_norm->forward(q);
     k = self_attn->k_norm->forward(k);
@@ -141,9 +157,28 @@ DecoderLayerImpl::Qkv DecoderLayerImpl::ProjectQkv(const torch::Tensor& h,
   return {ApplyRotary(q, cos, sin), ApplyRotary(k, cos, sin), v};
 }
 
-torch::Tensor DecoderLayerImpl::Finish(const torch::Tensor& h, const torch::Tensor& attention) {
+torch::Tensor DecoderLayerImpl::Finish(const torch::Tensor& h, const torch::Tensor& attention,
+                                       const FusedLayerWeights* fused) {
   auto after_attention = h + self_attn->o_proj->forward(attention);
-  return after_attention + mlp->forward(post_attention_layernorm->forward(after_attention));
+  auto x = post_attention_layernorm->forward(after_attention);
+  if (fused == nullptr) return after_attention + mlp->forward(x);
+  auto gate_up = torch::nn::functional::linear(x, fused->gate_up_weight);
+  const int64_t f = gate_up.size(-1) / 2;
+  auto hidden = torch::silu(gate_up.narrow(-1, 0, f)) * gate_up.narrow(-1, f, f);
+  return after_attention + mlp->down_proj->forward(hidden);
+}
+
+FusedLayerWeights DecoderLayerImpl::Fuse() {
+  torch::NoGradGuard no_grad;
+  FusedLayerWeights fused;
+  fused.qkv_weight = torch::cat({self_attn->q_proj->weight, self_attn->k_proj->weight,
+                                 self_attn->v_proj->weight});
+  if (self_attn->q_proj->bias.defined()) {
+    fused.qkv_bias = torch::cat({self_attn->q_proj->bias, self_attn->k_proj->bias,
+                                 self_attn->v_proj->bias});
+  }
+  fused.gate_up_weight = torch::cat({mlp->gate_proj->weight, mlp->up_proj->weight});
+  return fused;
 }
 
 torch::Tensor CausalAttention(const torch::Tensor& q, const torch::Tensor& k,

@@ -62,6 +62,15 @@ struct MlpImpl : torch::nn::Module {
 };
 TORCH_MODULE(Mlp);
 
+// Inference-only copies of a layer's projections concatenated along the output dim, so
+// that q/k/v (and gate/up) are one matrix product each. Made by DecoderLayerImpl::Fuse();
+// stale once the layer's weights change.
+struct FusedLayerWeights {
+  torch::Tensor qkv_weight;      // [(H+2K)*D, C]
+  torch::Tensor qkv_bias;        // undefined without attention bias
+  torch::Tensor gate_up_weight;  // [2F, C]
+};
+
 struct DecoderLayerImpl : torch::nn::Module {
   explicit DecoderLayerImpl(const ModelConfig& config);
 
@@ -71,9 +80,13 @@ struct DecoderLayerImpl : torch::nn::Module {
     torch::Tensor v;  // [B,T,K,D]
   };
   // First half: pre-norm of the residual stream h [B,T,C], projections, q/k norm, rotary.
-  Qkv ProjectQkv(const torch::Tensor& h, const torch::Tensor& cos, const torch::Tensor& sin);
+  // With `fused`, the same values come from fewer, larger matrix products.
+  Qkv ProjectQkv(const torch::Tensor& h, const torch::Tensor& cos, const torch::Tensor& sin,
+                 const FusedLayerWeights* fused = nullptr);
   // Second half: h + o_proj(attention [B,T,H*D]), then + MLP(post-norm). Returns [B,T,C].
-  torch::Tensor Finish(const torch::Tensor& h, const torch::Tensor& attention);
+  torch::Tensor Finish(const torch::Tensor& h, const torch::Tensor& attention,
+                       const FusedLayerWeights* fused = nullptr);
+  FusedLayerWeights Fuse();
 
   Attention self_attn{nullptr};
   Mlp mlp{nullptr};

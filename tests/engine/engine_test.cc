@@ -64,6 +64,36 @@ TEST(EngineTest, CachedDecodeMatchesFullForwardAndLogprobs) {
   }
 }
 
+// The fused projection paths with q/k/v bias (qwen2) and q/k norm (qwen3).
+TEST(EngineTest, CachedDecodeMatchesFullForwardForQwenVariants) {
+  for (const std::string family : {"qwen2", "qwen3"}) {
+    ModelConfig config = EngineTestConfig();
+    config.model_type = family;
+    config.attention_bias = family == "qwen2";
+    config.qk_norm = family == "qwen3";
+    config.tie_word_embeddings = true;
+    CausalLM model = InitModel(config, 12);
+    {
+      torch::NoGradGuard ng;
+      for (auto& p : model->named_parameters())
+        if (p.key().find("bias") != std::string::npos || p.key().find("norm") != std::string::npos)
+          p.value().uniform_(0.5, 1.5);
+    }
+    GenerationEngine engine(model);
+    SamplingParams params;
+    params.n = 2;
+    params.max_new_tokens = 6;
+    params.return_logits = true;
+    auto result = engine.Generate(kPrompts, params);
+    ASSERT_TRUE(result.ok()) << result.status();
+    for (size_t i = 0; i < result->sequences.size(); ++i) {
+      const auto& seq = result->sequences[i];
+      auto full = FullLogits(model, kPrompts[seq.prompt_index], seq.tokens);
+      EXPECT_LT((full - result->step_logits[i]).abs().max().item<double>(), 1e-4) << family;
+    }
+  }
+}
+
 TEST(EngineTest, GreedyIsDeterministicAndFollowsArgmax) {
   CausalLM model = InitModel(EngineTestConfig(), 6);
   GenerationEngine engine(model);

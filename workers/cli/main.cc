@@ -4,8 +4,10 @@
 #include <string>
 
 #include "workers/cli/command.h"
+#include "workers/cli/threads.h"
 
 int main(int argc, char** argv) {
+  hone::cli::EnsureBlasCoreType(argv);
   CLI::App app{"Hone: distributed RL post-training (GRPO) for LLMs on libtorch"};
   app.require_subcommand(1);
   app.set_version_flag("--version", "hone 0.1.0");

@@ -133,7 +133,7 @@ std::vector<std::string> LossAggModeNames();
 
 struct PolicyLossOptions {
   // The ratio is clipped to [1 - clip_ratio_low, 1 + clip_ratio_high]; high > low is
-  // DAPO's clip-higher (more room for raising unlikely tokens). REQUIRES 0 <= low < 1,
+  // DAPO's clip-higher (more room for raising unlikely tokens). REQUIRES 0 <= low <= 1,
   // high >= 0.
   double clip_ratio_low = 0.2;
   double clip_ratio_high = 0.2;
@@ -207,11 +207,12 @@ std::vector<std::string> KlEstimatorNames();
 // computed in float32 and the result is float32; otherwise the result has logits' dtype.
 
 // logits [B,T,V] (or any [..., V]) -> entropy [B,T] of softmax(logits), computed stably
-// as logsumexp(logits) - sum(softmax(logits) * logits).
+// as -sum(p * log p) with log p = log_softmax(logits) (max-shifted: no overflow, and
+// accurate even for logits of large magnitude).
 torch::Tensor EntropyFromLogits(const torch::Tensor& logits);
 
 // logits [B,T,V], tokens [B,T] int64 -> [B,T]: log_softmax(logits / temperature) at the
-// tokens, computed as z[token] - logsumexp(z) without materialising the log-softmax.
+// tokens (log_softmax subtracts the row max first: large logits lose no precision).
 // REQUIRES: temperature > 0; 0 <= tokens < V.
 torch::Tensor GatherLogProbs(const torch::Tensor& logits, const torch::Tensor& tokens,
                              double temperature = 1.0);

@@ -1,0 +1,138 @@
+// Loss aggregation, the clipped policy loss and the per-token KL estimators.
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <string>
+
+#include "absl/strings/str_cat.h"
+#include "framework/algo/algo.h"
+
+namespace hone::algo {
+namespace {
+
+// loss * mask with masked entries exactly 0, so that a non-finite loss at a padding
+// position (e.g. an exploded ratio) cannot leak into the sum as NaN = inf * 0.
+torch::Tensor MaskedLoss(const torch::Tensor& loss_mat, const torch::Tensor& counted) {
+  return torch::where(counted, loss_mat, torch::zeros({}, loss_mat.options()));
+}
+
+// The mask as bool: 1 / true = counted.
+torch::Tensor Counted(const torch::Tensor& mask) { return mask != 0; }
+
+// Mean of `values` over the counted entries, as a double; 0 when none counts.
+double MaskedMeanItem(const torch::Tensor& values, const torch::Tensor& counted) {
+  int64_t n = counted.sum().item<int64_t>();
+  if (n == 0) return 0.0;
+  return values.to(torch::kFloat64).masked_select(counted).sum().item<double>() /
+         static_cast<double>(n);
+}
+
+}  // namespace
+
+// ---- loss aggregation ----
+
+torch::Tensor TokenMeanLoss(const torch::Tensor& loss_mat, const torch::Tensor& mask,
+                            int64_t norm_length) {
+  torch::Tensor counted = Counted(mask);
+  torch::Tensor tokens = counted.sum().to(loss_mat.scalar_type()).clamp_min(1);
+  return MaskedLoss(loss_mat, counted).sum() / tokens;
+}
+
+torch::Tensor SeqMeanTokenMeanLoss(const torch::Tensor& loss_mat, const torch::Tensor& mask,
+                                   int64_t norm_length) {
+  torch::Tensor counted = Counted(mask);
+  torch::Tensor row_tokens = counted.sum(-1).to(loss_mat.scalar_type());  // [B]
+  torch::Tensor row_mean = MaskedLoss(loss_mat, counted).sum(-1) / row_tokens.clamp_min(1);
+  torch::Tensor has_tokens = row_tokens > 0;
+  torch::Tensor rows = has_tokens.sum().to(loss_mat.scalar_type()).clamp_min(1);
+  return MaskedLoss(row_mean, has_tokens).sum() / rows;
+}
+
+torch::Tensor SeqMeanTokenSumNormLoss(const torch::Tensor& loss_mat, const torch::Tensor& mask,
+                                      int64_t norm_length) {
+  const int64_t length = norm_length > 0 ? norm_length : loss_mat.size(-1);
+  const int64_t rows = std::max<int64_t>(loss_mat.size(0), 1);
+  torch::Tensor row_sum = MaskedLoss(loss_mat, Counted(mask)).sum(-1);  // [B]
+  return row_sum.sum() / static_cast<double>(length) / static_cast<double>(rows);
+}
+
+// ---- policy loss ----
+
+absl::Status ValidatePolicyLossOptions(const PolicyLossOptions& options) {
+  if (!(options.clip_ratio_low >= 0.0 && options.clip_ratio_low <= 1.0)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("clip_ratio_low must be in [0, 1], got ", options.clip_ratio_low));
+  }
+  if (!(options.clip_ratio_high >= 0.0 && std::isfinite(options.clip_ratio_high))) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("clip_ratio_high must be finite and >= 0, got ", options.clip_ratio_high));
+  }
+  if (!(options.clip_ratio_c == 0.0 ||
+        (options.clip_ratio_c > 1.0 && std::isfinite(options.clip_ratio_c)))) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "clip_ratio_c (dual clip) must be 0 (off) or > 1, got ", options.clip_ratio_c));
+  }
+  if (options.norm_length < 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("norm_length must be >= 0, got ", options.norm_length));
+  }
+  absl::StatusOr<std::string> mode = ValidateLossAggMode(options.loss_agg_mode);
+  return mode.status();
+}
+
+PolicyLossOutput ClippedSurrogateLoss(const torch::Tensor& logp, const torch::Tensor& old_logp,
+                                      const torch::Tensor& advantages,
+                                      const torch::Tensor& mask,
+                                      const PolicyLossOptions& options) {
+  absl::Status valid = ValidatePolicyLossOptions(options);
+  TORCH_CHECK(valid.ok(), "ClippedSurrogateLoss: ", std::string(valid.message()));
+  TORCH_CHECK(logp.dim() == 2 && old_logp.sizes() == logp.sizes() &&
+                  advantages.sizes() == logp.sizes() && mask.sizes() == logp.sizes(),
+              "ClippedSurrogateLoss: logp, old_logp, advantages, mask must be [B,T] of one "
+              "shape, got ", logp.sizes(), ", ", old_logp.sizes(), ", ", advantages.sizes(),
+              ", ", mask.sizes());
+
+  // [B,T] each.
+  torch::Tensor log_ratio = (logp - old_logp).clamp(-20.0, 20.0);
+  torch::Tensor ratio = log_ratio.exp();
+  torch::Tensor pg1 = -advantages * ratio;
+  torch::Tensor pg2 =
+      -advantages * ratio.clamp(1.0 - options.clip_ratio_low, 1.0 + options.clip_ratio_high);
+  torch::Tensor clipped = torch::maximum(pg1, pg2);
+  torch::Tensor losses = clipped;
+  torch::Tensor pg3;
+  const bool dual_clip = options.clip_ratio_c > 0.0;
+  if (dual_clip) {
+    pg3 = -advantages * options.clip_ratio_c;
+    losses = torch::where(advantages < 0, torch::minimum(clipped, pg3), clipped);
+  }
+
+  PolicyLossOutput out;
+  out.loss = AggregateLoss(losses, mask, options.loss_agg_mode, options.norm_length);
+
+  torch::NoGradGuard no_grad;
+  torch::Tensor counted = Counted(mask);
+  out.clip_fraction = MaskedMeanItem(pg2 > pg1, counted);
+  if (dual_clip) {
+    out.dual_clip_fraction = MaskedMeanItem((advantages < 0).logical_and(clipped > pg3), counted);
+  }
+  out.approx_kl = MaskedMeanItem(old_logp - logp, counted);
+  return out;
+}
+
+// ---- KL estimators ----
+
+torch::Tensor KlK1(const torch::Tensor& logp, const torch::Tensor& ref_logp) {
+  return logp - ref_logp;
+}
+
+torch::Tensor KlK2(const torch::Tensor& logp, const torch::Tensor& ref_logp) {
+  return 0.5 * (logp - ref_logp).square();
+}
+
+torch::Tensor KlK3(const torch::Tensor& logp, const torch::Tensor& ref_logp) {
+  torch::Tensor d = (ref_logp - logp).clamp(-20.0, 20.0);
+  return (d.exp() - d - 1.0).clamp(-10.0, 10.0);
+}
+
+}  // namespace hone::algo

@@ -30,5 +30,6 @@ CommandAction SetupModelCommand(CLI::App& sub);
 CommandAction SetupGenerateCommand(CLI::App& sub);
 CommandAction SetupRewardCommand(CLI::App& sub);
 CommandAction SetupTokenizeCommand(CLI::App& sub);
+CommandAction SetupEvalCommand(CLI::App& sub);
 
 }  // namespace hone::cli

@@ -8,6 +8,7 @@ const std::vector<CommandSpec>& AllCommands() {
       {"generate", "Sample responses to a prompt from a model directory", SetupGenerateCommand},
       {"reward", "Score responses (JSONL on stdin) with a reward function", SetupRewardCommand},
       {"tokenize", "Encode text to token ids, or decode ids back to text (--decode)", SetupTokenizeCommand},
+      {"eval", "Compare models on the same held-out prompts (accuracy, pass@k, format, lengths)", SetupEvalCommand},
   };
   return commands;
 }

@@ -60,7 +60,7 @@ class EvalCli : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
     if (HoneBinary().empty()) return;
-    dir_ = new std::string(::testing::TempDir() + "hone_eval_cli");
+    dir_ = new std::string(::testing::TempDir() + "hone_eval_cli_" + std::to_string(getpid()));
     fs::remove_all(*dir_);
     fs::create_directories(*dir_);
     std::vector<std::string> symbols;

@@ -38,7 +38,10 @@ std::string HoneBinary() {
 }
 
 CliRun RunHone(const std::string& args, const std::string& input) {
-  const std::string in_path = ::testing::TempDir() + "hone_reward_cli_in.jsonl";
+  // Unique per test and process: ctest runs these tests in parallel.
+  const std::string in_path = ::testing::TempDir() + "hone_reward_cli_" +
+                              ::testing::UnitTest::GetInstance()->current_test_info()->name() +
+                              "_" + std::to_string(getpid()) + ".jsonl";
   std::ofstream(in_path, std::ios::binary) << input;
   std::string cmd = HoneBinary() + " reward " + args + " < " + in_path + " 2>&1";
   CliRun run;

@@ -31,5 +31,7 @@ CommandAction SetupGenerateCommand(CLI::App& sub);
 CommandAction SetupRewardCommand(CLI::App& sub);
 CommandAction SetupTokenizeCommand(CLI::App& sub);
 CommandAction SetupEvalCommand(CLI::App& sub);
+CommandAction SetupSftCommand(CLI::App& sub);
+CommandAction SetupTrainCommand(CLI::App& sub);
 
 }  // namespace hone::cli

@@ -8,6 +8,8 @@ const std::vector<CommandSpec>& AllCommands() {
       {"generate", "Sample responses to a prompt from a model directory", SetupGenerateCommand},
       {"reward", "Score responses (JSONL on stdin) with a reward function", SetupRewardCommand},
       {"tokenize", "Encode text to token ids, or decode ids back to text (--decode)", SetupTokenizeCommand},
+      {"sft", "Supervised fine-tuning on reference solutions (the warm start for GRPO)", SetupSftCommand},
+      {"train", "GRPO training: generate, reward, advantages, policy update, weight sync", SetupTrainCommand},
       {"eval", "Compare models on the same held-out prompts (accuracy, pass@k, format, lengths)", SetupEvalCommand},
   };
   return commands;

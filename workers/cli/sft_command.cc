@@ -1,0 +1,21 @@
+// `hone sft`: supervised fine-tuning on reference solutions (the GRPO warm start).
+#include "framework/core/status.h"
+#include "workers/cli/command.h"
+#include "workers/cli/config_args.h"
+#include "workers/controller/sft_loop.h"
+
+namespace hone::cli {
+
+CommandAction SetupSftCommand(CLI::App& sub) {
+  auto args = std::make_shared<ConfigArgs>();
+  AddConfigArgs(sub, *args);
+  sub.footer("Example: hone sft --config configs/arith_tiny_cpu_sft.yaml trainer.total_steps=100");
+  return [args]() -> absl::Status {
+    auto config = ResolveConfig(*args);
+    if (absl::IsCancelled(config.status())) return absl::OkStatus();
+    HONE_RETURN_IF_ERROR(config.status());
+    return RunSft(*config);
+  };
+}
+
+}  // namespace hone::cli

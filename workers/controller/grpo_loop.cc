@@ -1,0 +1,207 @@
+#include "workers/controller/grpo_loop.h"
+
+#include <chrono>
+#include <filesystem>
+#include <iostream>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "framework/algo/algo.h"
+#include "framework/core/status.h"
+#include "framework/core/torch_status.h"
+#include "framework/data/from_config.h"
+#include "framework/metrics/metrics_log.h"
+#include "workers/controller/checkpoint.h"
+#include "workers/controller/step_metrics.h"
+#include "workers/controller/validation.h"
+#include "workers/reward/local_reward.h"
+#include "workers/rollout/local_rollout.h"
+#include "workers/trainer/local_trainer.h"
+
+namespace hone {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double Since(Clock::time_point start) {
+  return std::chrono::duration<double>(Clock::now() - start).count();
+}
+
+SamplingParams RolloutSampling(const Config& c, const std::vector<int64_t>& stop_ids) {
+  SamplingParams p;
+  p.n = c.Int("rollout.n");
+  p.temperature = c.Float("rollout.temperature");
+  p.top_k = c.Int("rollout.top_k");
+  p.top_p = c.Float("rollout.top_p");
+  p.max_new_tokens = c.Int("rollout.max_new_tokens");
+  p.stop_token_ids = stop_ids;
+  return p;
+}
+
+reward::RewardOptions RewardOptionsFromConfig(const Config& c) {
+  reward::RewardOptions o;
+  o.fallback = c.String("reward.fallback");
+  o.correct_weight = c.Float("reward.correct_weight");
+  o.format_weight = c.Float("reward.format_weight");
+  return o;
+}
+
+// Rows of `batch` whose group has rewards that are not all equal (DAPO dynamic sampling).
+absl::StatusOr<Batch> DropZeroStdGroups(const Batch& batch, const torch::Tensor& in_zero_std_group) {
+  std::vector<int64_t> keep;
+  auto flags = in_zero_std_group.to(torch::kBool);
+  for (int64_t i = 0; i < batch.size(); ++i) {
+    if (!flags[i].item<bool>()) keep.push_back(i);
+  }
+  return batch.Select(keep);
+}
+
+}  // namespace
+
+absl::Status RunGrpoTraining(const Config& config) {
+  const auto job_start = Clock::now();
+  const std::string output_dir = config.String("trainer.output_dir");
+  if (config.String("model.path").empty()) {
+    return absl::InvalidArgumentError("model.path is empty: name the policy's HF model directory");
+  }
+  HONE_ASSIGN_OR_RETURN(data::DataSplits splits, data::LoadSplits(config));
+  if (splits.report.skipped > 0) {
+    std::cerr << "warning: skipped " << splits.report.skipped << " malformed dataset lines\n";
+  }
+  HONE_ASSIGN_OR_RETURN(Pretrained policy, LoadPretrained(config.String("model.path")));
+  const std::vector<int64_t> stop_ids = policy.stop_token_ids;
+  HONE_ASSIGN_OR_RETURN(std::unique_ptr<Tokenizer> tokenizer, TokenizerFromJson(policy.tokenizer_json));
+  HONE_ASSIGN_OR_RETURN(std::unique_ptr<LocalRollout> rollout, LocalRollout::Create(policy));
+  const std::vector<std::string> reward_fns = config.StringList("reward.fns");
+  HONE_ASSIGN_OR_RETURN(std::unique_ptr<LocalRewardScorer> scorer,
+                        LocalRewardScorer::Create(reward_fns, RewardOptionsFromConfig(config)));
+  HONE_ASSIGN_OR_RETURN(algo::AdvantageFn advantage_fn,
+                        algo::GetAdvantageEstimator(config.String("algorithm.adv_estimator")));
+  HONE_ASSIGN_OR_RETURN(std::unique_ptr<LocalPolicyTrainer> trainer,
+                        LocalPolicyTrainer::Create(std::move(policy), TrainerOptionsFromConfig(config)));
+  HONE_ASSIGN_OR_RETURN(MetricsLog metrics_log,
+                        MetricsLog::Open((std::filesystem::path(output_dir) / "metrics.jsonl").string()));
+  HONE_ASSIGN_OR_RETURN(Validator validator, Validator::Create(config, splits.held_out));
+
+  const int64_t total_steps = config.Int("trainer.total_steps");
+  const int64_t batch_prompts = config.Int("data.train_batch_size");
+  const int64_t save_every = config.Int("trainer.save_every");
+  const int64_t val_every = config.Int("trainer.val_every");
+  const std::string& template_name = config.String("data.prompt_template");
+  const uint64_t seed = static_cast<uint64_t>(config.Int("seed"));
+  algo::AdvantageOptions advantage_options{config.Float("algorithm.norm_eps")};
+  data::DataLoader loader(splits.train, seed);
+  std::cerr << absl::StrFormat("GRPO: %d training / %d held-out prompts, %d steps of %d prompts x %d samples\n",
+                               splits.train.size(), splits.held_out.size(), total_steps, batch_prompts,
+                               config.Int("rollout.n"));
+
+  for (int64_t step = 1; step <= total_steps; ++step) {
+    const auto step_start = Clock::now();
+    Metrics m;
+
+    // --- next prompts ---
+    std::vector<std::string> prompts, truths;
+    for (const auto& example : loader.NextBatch(batch_prompts)) {
+      HONE_ASSIGN_OR_RETURN(std::string text, data::ApplyPromptTemplate(template_name, example.prompt));
+      prompts.push_back(std::move(text));
+      truths.push_back(example.ground_truth);
+    }
+    HONE_ASSIGN_OR_RETURN(Batch prompt_batch, MakePromptBatch(*tokenizer, prompts, truths, step * batch_prompts));
+
+    // --- generate ---
+    auto timer = Clock::now();
+    SamplingParams sampling = RolloutSampling(config, stop_ids);
+    sampling.seed = seed * 1000003ULL + static_cast<uint64_t>(step);
+    HONE_ASSIGN_OR_RETURN(Batch batch, rollout->Generate(prompt_batch, sampling));
+    m["seconds_gen"] = Since(timer);
+    const double new_tokens = batch.tensor("response_mask").sum().item<double>();
+    m["tokens_per_second_gen"] = new_tokens / m["seconds_gen"];
+
+    // --- reward ---
+    timer = Clock::now();
+    HONE_RETURN_IF_ERROR(scorer->Score(batch));
+    m["seconds_reward"] = Since(timer);
+    Metrics reward_metrics = RewardAndLengthMetrics(batch, reward_fns);
+    m.insert(reward_metrics.begin(), reward_metrics.end());
+
+    // --- old / reference log-probs ---
+    HONE_ASSIGN_OR_RETURN(LogProbs logprobs, trainer->ComputeLogProbs(batch));
+    m["seconds_old_logp"] = logprobs.policy_seconds;
+    m["seconds_ref"] = logprobs.reference_seconds;
+    Metrics agreement = LogProbAgreement(batch.tensor("rollout_logprobs"), logprobs.old_logprobs,
+                                         batch.tensor("response_mask"));
+    m.insert(agreement.begin(), agreement.end());
+    HONE_RETURN_IF_ERROR(batch.SetTensor("old_logprobs", logprobs.old_logprobs));
+    if (logprobs.ref_logprobs.defined()) HONE_RETURN_IF_ERROR(batch.SetTensor("ref_logprobs", logprobs.ref_logprobs));
+
+    // --- advantages ---
+    auto rewards = batch.tensor("reward");
+    auto group_ids = torch::tensor(batch.ints("group_id"), torch::kInt64);
+    auto advantages = advantage_fn(rewards, group_ids, advantage_options);
+    algo::GroupStats groups = algo::ComputeGroupStats(rewards, group_ids);
+    m["frac_reward_zero_std"] = groups.frac_zero_std;
+    m["group_reward_std_mean"] = groups.mean_group_std;
+    auto response_mask = batch.tensor("response_mask");
+    if (config.Bool("algorithm.mask_truncated")) {
+      auto truncated = torch::tensor(batch.ints("truncated"), torch::kFloat32).unsqueeze(1);
+      response_mask = response_mask * (1 - truncated);
+    }
+    HONE_RETURN_IF_ERROR(batch.SetTensor("response_mask", response_mask));
+    HONE_RETURN_IF_ERROR(batch.SetTensor("advantages", advantages.unsqueeze(1) * response_mask));
+    if (config.Bool("algorithm.filter_zero_std_groups")) {
+      HONE_ASSIGN_OR_RETURN(batch, DropZeroStdGroups(batch, groups.in_zero_std_group));
+    }
+    m["trained_sequences"] = static_cast<double>(batch.size());
+
+    // --- update ---
+    timer = Clock::now();
+    if (batch.size() > 0) {
+      HONE_ASSIGN_OR_RETURN(Metrics train_metrics, trainer->Update(batch));
+      m.insert(train_metrics.begin(), train_metrics.end());
+    }
+    m["seconds_train"] = Since(timer);
+    const double trained_tokens = batch.size() > 0 ? batch.tensor("attention_mask").sum().item<double>() : 0;
+    m["tokens_per_second_train"] = trained_tokens / std::max(1e-9, m["seconds_train"]);
+
+    // --- weight sync ---
+    timer = Clock::now();
+    HONE_ASSIGN_OR_RETURN(NamedTensors weights, trainer->PolicyWeights());
+    HONE_RETURN_IF_ERROR(rollout->LoadWeights(weights, step));
+    m["seconds_sync"] = Since(timer);
+    m["policy_version"] = static_cast<double>(rollout->policy_version());
+
+    // --- validation, checkpoint ---
+    if (val_every > 0 && (step % val_every == 0 || step == total_steps)) {
+      timer = Clock::now();
+      HONE_ASSIGN_OR_RETURN(Metrics val, validator.Run(trainer->policy()));
+      m.insert(val.begin(), val.end());
+      m["seconds_val"] = Since(timer);
+    }
+    if (save_every > 0 && step % save_every == 0) {
+      const data::LoaderState state = loader.State();
+      HONE_RETURN_IF_ERROR(WriteCheckpoint(*trainer, CheckpointDir(output_dir, step),
+                                           {{"step", step}, {"loader_epoch", state.epoch},
+                                            {"loader_position", state.position},
+                                            {"seed", static_cast<int64_t>(seed)}, {"policy_version", step}}));
+    }
+    m["seconds_step"] = Since(step_start);
+    HONE_RETURN_IF_ERROR(metrics_log.Write(step, m));
+    std::cerr << absl::StrFormat(
+        "step %d/%d | reward %.3f | acc %.3f | format %.3f | len %.1f | kl %.4f | entropy %.3f | "
+        "|dlogp| %.1e | %.1fs%s\n",
+        step, total_steps, m["reward_mean"], m["accuracy"], m["format_rate"], m["response_length_mean"],
+        m["kl"], m["entropy"], m["rollout_logprob_diff_mean"], m["seconds_step"],
+        m.count("val_accuracy") ? absl::StrFormat(" | val acc %.3f", m["val_accuracy"]) : "");
+  }
+  const std::string final_dir = (std::filesystem::path(output_dir) / "final").string();
+  const data::LoaderState state = loader.State();
+  HONE_RETURN_IF_ERROR(WriteCheckpoint(*trainer, final_dir,
+                                       {{"step", total_steps}, {"loader_epoch", state.epoch},
+                                        {"loader_position", state.position},
+                                        {"seed", static_cast<int64_t>(seed)}, {"policy_version", total_steps}}));
+  std::cerr << absl::StrFormat("GRPO done in %.1fs; final policy in %s (metrics: %s)\n", Since(job_start),
+                               final_dir, metrics_log.path());
+  return absl::OkStatus();
+}
+
+}  // namespace hone

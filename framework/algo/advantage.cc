@@ -1,5 +1,6 @@
 // Outcome-reward advantage estimators and group statistics. Everything is computed in
 // float64 on detached rewards, vectorised over groups (ids mapped to 0..G-1 by unique).
+#include <vector>
 #include <cstdint>
 
 #include "framework/algo/algo.h"
@@ -104,11 +105,25 @@ GroupStats ComputeGroupStats(const torch::Tensor& rewards, const torch::Tensor& 
     stats.in_zero_std_group = torch::zeros({0}, rewards.options().dtype(torch::kBool));
     return stats;
   }
-  torch::Tensor empty = torch::zeros({g.num_groups}, g.rewards.options());
-  torch::Tensor max = empty.scatter_reduce(0, g.inverse, g.rewards, "amax", false);
-  torch::Tensor min = empty.scatter_reduce(0, g.inverse, g.rewards, "amin", false);
+  // Exact equality within each group: a plain loop (libtorch 1.13's scatter_reduce is
+  // "beta" and warns on every process start).
+  auto rewards_cpu = g.rewards.to(torch::kCPU).contiguous();
+  auto inverse_cpu = g.inverse.to(torch::kCPU).contiguous();
+  const double* r = rewards_cpu.data_ptr<double>();
+  const int64_t* group = inverse_cpu.data_ptr<int64_t>();
+  std::vector<double> first(g.num_groups, 0.0);
+  std::vector<uint8_t> seen(g.num_groups, 0), differs(g.num_groups, 0);
+  for (int64_t i = 0; i < rewards_cpu.size(0); ++i) {
+    if (!seen[group[i]]) {
+      seen[group[i]] = 1;
+      first[group[i]] = r[i];
+    } else if (r[i] != first[group[i]]) {
+      differs[group[i]] = 1;
+    }
+  }
+  torch::Tensor all_equal = torch::tensor(std::vector<int64_t>(differs.begin(), differs.end())).eq(0);
   torch::Tensor multi = g.count > 1;
-  torch::Tensor zero_std = multi.logical_and(max == min);
+  torch::Tensor zero_std = multi.logical_and(all_equal.to(multi.device()));
   stats.frac_zero_std = zero_std.to(torch::kFloat64).mean().item<double>();
   int64_t num_multi = multi.sum().item<int64_t>();
   if (num_multi > 0) {

@@ -1,6 +1,6 @@
 // The one place where Hone's configuration keys and their defaults live. Names follow
 // verl where a verl user would look for them (data.train_batch_size, rollout.n, ...).
-// docs/configuration.md is generated from this table by `hone config --markdown`.
+// docs/configuration.md lists every key of this table.
 #include "framework/core/config.h"
 
 namespace hone {

@@ -88,5 +88,18 @@ TEST(TrainingLoopTest, MissingModelIsAClearError) {
   EXPECT_THAT(status.message(), ::testing::HasSubstr("/nonexistent/model"));
 }
 
+TEST(TrainingLoopTest, InconsistentOptionsFailBeforeAnyWork) {
+  auto betas = Config::Load(HoneConfigSchema(), "", {"model.path=/nonexistent/model", "optim.betas=[0.9]"});
+  ASSERT_TRUE(betas.ok());
+  auto status = RunGrpoTraining(*betas);
+  ASSERT_FALSE(status.ok());
+  EXPECT_THAT(status.message(), ::testing::HasSubstr("optim.betas"));
+  auto dual = Config::Load(HoneConfigSchema(), "", {"model.path=/nonexistent/model", "algorithm.clip_ratio_c=0.5"});
+  ASSERT_TRUE(dual.ok());
+  status = RunGrpoTraining(*dual);
+  ASSERT_FALSE(status.ok());
+  EXPECT_THAT(status.message(), ::testing::HasSubstr("clip_ratio_c"));
+}
+
 }  // namespace
 }  // namespace hone

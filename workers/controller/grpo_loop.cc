@@ -3,6 +3,7 @@
 #include <chrono>
 #include <filesystem>
 #include <iostream>
+#include <optional>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -64,6 +65,7 @@ absl::Status RunGrpoTraining(const Config& config) {
   if (config.String("model.path").empty()) {
     return absl::InvalidArgumentError("model.path is empty: name the policy's HF model directory");
   }
+  HONE_ASSIGN_OR_RETURN(TrainerOptions trainer_options, TrainerOptionsFromConfig(config));
   HONE_ASSIGN_OR_RETURN(data::DataSplits splits, data::LoadSplits(config));
   if (splits.report.skipped > 0) {
     std::cerr << "warning: skipped " << splits.report.skipped << " malformed dataset lines\n";
@@ -78,10 +80,14 @@ absl::Status RunGrpoTraining(const Config& config) {
   HONE_ASSIGN_OR_RETURN(algo::AdvantageFn advantage_fn,
                         algo::GetAdvantageEstimator(config.String("algorithm.adv_estimator")));
   HONE_ASSIGN_OR_RETURN(std::unique_ptr<LocalPolicyTrainer> trainer,
-                        LocalPolicyTrainer::Create(std::move(policy), TrainerOptionsFromConfig(config)));
+                        LocalPolicyTrainer::Create(std::move(policy), trainer_options));
   HONE_ASSIGN_OR_RETURN(MetricsLog metrics_log,
                         MetricsLog::Open((std::filesystem::path(output_dir) / "metrics.jsonl").string()));
-  HONE_ASSIGN_OR_RETURN(Validator validator, Validator::Create(config, splits.held_out));
+  std::optional<Validator> validator;  // eval.* settings matter only when validating
+  if (config.Int("trainer.val_every") > 0) {
+    HONE_ASSIGN_OR_RETURN(Validator created, Validator::Create(config, splits.held_out));
+    validator.emplace(std::move(created));
+  }
 
   const int64_t total_steps = config.Int("trainer.total_steps");
   const int64_t batch_prompts = config.Int("data.train_batch_size");
@@ -173,7 +179,7 @@ absl::Status RunGrpoTraining(const Config& config) {
     // --- validation, checkpoint ---
     if (val_every > 0 && (step % val_every == 0 || step == total_steps)) {
       timer = Clock::now();
-      HONE_ASSIGN_OR_RETURN(Metrics val, validator.Run(trainer->policy()));
+      HONE_ASSIGN_OR_RETURN(Metrics val, validator->Run(trainer->policy()));
       m.insert(val.begin(), val.end());
       m["seconds_val"] = Since(timer);
     }

@@ -95,6 +95,7 @@ absl::StatusOr<Batch> MakeSftBatch(const Tokenizer& tokenizer, const std::vector
 absl::Status RunSft(const Config& config) {
   const auto start = std::chrono::steady_clock::now();
   const std::string output_dir = config.String("trainer.output_dir");
+  HONE_ASSIGN_OR_RETURN(TrainerOptions trainer_options, TrainerOptionsFromConfig(config));
   HONE_ASSIGN_OR_RETURN(data::DataSplits splits, data::LoadSplits(config));
   Pretrained policy;
   if (!config.String("model.path").empty()) {
@@ -108,11 +109,13 @@ absl::Status RunSft(const Config& config) {
   if (policy.stop_token_ids.empty()) {
     return absl::InvalidArgumentError("the policy has no end-of-text token (eos_token_id in config.json)");
   }
-  const int64_t eos_id = policy.stop_token_ids.front();
+  // The config's own end-of-sequence token when it names one (what HF generate stops on).
+  const auto& config_eos = policy.model->config().eos_token_ids;
+  const int64_t eos_id = config_eos.empty() ? policy.stop_token_ids.front() : config_eos.front();
   HONE_ASSIGN_OR_RETURN(std::unique_ptr<Tokenizer> tokenizer, TokenizerFromJson(policy.tokenizer_json));
   const int64_t parameters = policy.model->config().NumParameters();
   HONE_ASSIGN_OR_RETURN(std::unique_ptr<LocalPolicyTrainer> trainer,
-                        LocalPolicyTrainer::Create(std::move(policy), TrainerOptionsFromConfig(config)));
+                        LocalPolicyTrainer::Create(std::move(policy), trainer_options));
   HONE_ASSIGN_OR_RETURN(MetricsLog metrics_log,
                         MetricsLog::Open((std::filesystem::path(output_dir) / "metrics.jsonl").string()));
   const int64_t total_steps = config.Int("trainer.total_steps");

@@ -33,11 +33,16 @@ int64_t UsedWidth(const torch::Tensor& attention_mask, int64_t start, int64_t ro
 
 }  // namespace
 
-TrainerOptions TrainerOptionsFromConfig(const Config& c) {
+absl::StatusOr<TrainerOptions> TrainerOptionsFromConfig(const Config& c) {
   TrainerOptions o;
   o.lr = c.Float("optim.lr");
-  o.beta1 = c.FloatList("optim.betas").at(0);
-  o.beta2 = c.FloatList("optim.betas").size() > 1 ? c.FloatList("optim.betas")[1] : 0.999;
+  const auto& betas = c.FloatList("optim.betas");
+  if (betas.size() != 2) {
+    return absl::InvalidArgumentError(absl::StrCat("optim.betas must be two numbers like [0.9, 0.999], got ",
+                                                   betas.size()));
+  }
+  o.beta1 = betas[0];
+  o.beta2 = betas[1];
   o.eps = c.Float("optim.eps");
   o.weight_decay = c.Float("optim.weight_decay");
   o.warmup_steps = c.Int("optim.warmup_steps");
@@ -55,7 +60,13 @@ TrainerOptions TrainerOptionsFromConfig(const Config& c) {
   o.kl_coef = c.Float("algorithm.kl_coef");
   o.kl_estimator = c.String("algorithm.kl_estimator");
   o.entropy_coef = c.Float("algorithm.entropy_coef");
-  o.seed = static_cast<uint64_t>(c.Int("seed"));
+  algo::PolicyLossOptions loss;
+  loss.clip_ratio_low = o.clip_ratio_low;
+  loss.clip_ratio_high = o.clip_ratio_high;
+  loss.clip_ratio_c = o.clip_ratio_c;
+  loss.loss_agg_mode = o.loss_agg_mode;
+  absl::Status valid = algo::ValidatePolicyLossOptions(loss);
+  if (!valid.ok()) return Annotate(valid, "algorithm.clip_ratio_* / algorithm.loss_agg_mode");
   return o;
 }
 
@@ -102,7 +113,7 @@ absl::StatusOr<std::unique_ptr<LocalPolicyTrainer>> LocalPolicyTrainer::Create(P
 }
 
 double LocalPolicyTrainer::current_lr() const {
-  const double step = static_cast<double>(optimizer_steps_);
+  const double step = static_cast<double>(schedule_steps_);
   if (options_.warmup_steps > 0 && step < options_.warmup_steps) {
     return options_.lr * (step + 1) / options_.warmup_steps;
   }
@@ -112,12 +123,6 @@ double LocalPolicyTrainer::current_lr() const {
     return options_.lr * 0.5 * (1.0 + std::cos(M_PI * progress));
   }
   return options_.lr;
-}
-
-void LocalPolicyTrainer::ApplyLearningRate() {
-  for (auto& group : optimizer_->param_groups()) {
-    static_cast<torch::optim::AdamWOptions&>(group.options()).lr(current_lr());
-  }
 }
 
 double LocalPolicyTrainer::OptimizerStep() {
@@ -132,9 +137,10 @@ double LocalPolicyTrainer::OptimizerStep() {
     }
     norm = std::sqrt(sq);
   }
-  ApplyLearningRate();
+  for (auto& group : optimizer_->param_groups()) {
+    static_cast<torch::optim::AdamWOptions&>(group.options()).lr(current_lr());
+  }
   optimizer_->step();
-  ++optimizer_steps_;
   return norm;
 }
 
@@ -234,6 +240,7 @@ absl::StatusOr<Metrics> LocalPolicyTrainer::Update(const Batch& batch) {
     metrics["approx_kl"] = sum_approx_kl / m;
     metrics["grad_norm"] = sum_norm / std::max<int64_t>(1, optimizer_count);
     metrics["learning_rate"] = current_lr();
+    ++schedule_steps_;
     return absl::OkStatus();
   }));
   return metrics;
@@ -263,6 +270,7 @@ absl::StatusOr<Metrics> LocalPolicyTrainer::SftStep(const Batch& batch) {
     metrics["sft_loss"] = nll;
     metrics["learning_rate"] = current_lr();
     metrics["tokens"] = tokens;
+    ++schedule_steps_;
   }));
   return metrics;
 }

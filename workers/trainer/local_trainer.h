@@ -15,6 +15,7 @@ struct TrainerOptions {
   // optim.*
   double lr = 1e-5;
   double beta1 = 0.9, beta2 = 0.999, eps = 1e-8, weight_decay = 0.0;
+  // The schedule counts training steps (Update or SftStep calls), not optimizer steps.
   int64_t warmup_steps = 0;
   std::string schedule = "constant";  // or "cosine" (to 0 at total_steps)
   int64_t total_steps = 1;
@@ -33,7 +34,9 @@ struct TrainerOptions {
   uint64_t seed = 1;
 };
 
-TrainerOptions TrainerOptionsFromConfig(const Config& config);
+// Error when a value the schema cannot check alone is wrong (optim.betas not two numbers,
+// algorithm.clip_ratio_c between 0 and 1, ...), naming the key.
+absl::StatusOr<TrainerOptions> TrainerOptionsFromConfig(const Config& config);
 
 class LocalPolicyTrainer : public PolicyTrainer {
  public:
@@ -50,20 +53,21 @@ class LocalPolicyTrainer : public PolicyTrainer {
   // (needs input_ids, attention_mask, response_mask). One optimizer step.
   absl::StatusOr<Metrics> SftStep(const Batch& batch);
 
+  // The learning rate of the next training step.
   double current_lr() const;
   Pretrained& policy() { return policy_; }
 
  private:
   LocalPolicyTrainer(Pretrained policy, TrainerOptions options);
-  void ApplyLearningRate();
-  // Clips gradients, steps the optimizer and the schedule; returns the grad norm.
+  // Clips gradients and steps the optimizer at the schedule's current rate; returns the
+  // grad norm.
   double OptimizerStep();
 
   Pretrained policy_;
   CausalLM reference_{nullptr};
   TrainerOptions options_;
   std::unique_ptr<torch::optim::AdamW> optimizer_;
-  int64_t optimizer_steps_ = 0;
+  int64_t schedule_steps_ = 0;  // completed Update / SftStep calls
 };
 
 // Token log-probs of `input_ids` under `model` at `temperature`, aligned to token

@@ -3,6 +3,7 @@
 #include <map>
 #include <string>
 
+#include "framework/dist/build_info.h"
 #include "workers/cli/command.h"
 #include "workers/cli/threads.h"
 
@@ -10,7 +11,7 @@ int main(int argc, char** argv) {
   hone::cli::EnsureBlasCoreType(argv);
   CLI::App app{"Hone: distributed RL post-training (GRPO) for LLMs on libtorch"};
   app.require_subcommand(1);
-  app.set_version_flag("--version", "hone 0.1.0");
+  app.set_version_flag("--version", std::string("hone 0.1.0\n") + hone::BuildInfo());
   std::map<const CLI::App*, hone::cli::CommandAction> actions;
   for (const auto& spec : hone::cli::AllCommands()) {
     CLI::App* sub = app.add_subcommand(spec.name, spec.description);

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 
 namespace hone {
@@ -101,6 +102,18 @@ TEST(ConfigTest, PrintedConfigReadsBackToTheSameValues) {
   EXPECT_DOUBLE_EQ(reread->Float("optim.lr"), 3e-4);
   EXPECT_EQ(reread->Int("rollout.n"), 4);
   EXPECT_EQ(reread->String("trainer.output_dir"), "runs/x y");
+}
+
+// Every ready-to-run config in configs/ is valid against the schema.
+TEST(ConfigTest, ShippedConfigsAreValid) {
+  int checked = 0;
+  for (const auto& entry : std::filesystem::directory_iterator("configs")) {
+    if (entry.path().extension() != ".yaml") continue;
+    auto config = Config::Load(HoneConfigSchema(), entry.path().string(), {});
+    EXPECT_TRUE(config.ok()) << entry.path() << ": " << config.status();
+    ++checked;
+  }
+  EXPECT_GE(checked, 3);
 }
 
 }  // namespace

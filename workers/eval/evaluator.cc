@@ -1,5 +1,7 @@
 #include "workers/eval/evaluator.h"
 
+#include "framework/algo/algo.h"
+
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -130,13 +132,7 @@ std::vector<data::Example> SelectEvalExamples(const std::vector<data::Example>& 
   return subset;
 }
 
-double PassAtK(int64_t n, int64_t c, int64_t k) {
-  if (n - c < k) return 1.0;
-  // C(n-c,k)/C(n,k) = prod_{i=n-c+1}^{n} (1 - k/i)
-  double fail = 1.0;
-  for (int64_t i = n - c + 1; i <= n; ++i) fail *= 1.0 - static_cast<double>(k) / static_cast<double>(i);
-  return 1.0 - fail;
-}
+double PassAtK(int64_t n, int64_t c, int64_t k) { return algo::PassAtK(n, c, k); }
 
 int64_t CountWholeWord(std::string_view text, std::string_view word) {
   if (word.empty()) return 0;

@@ -33,7 +33,11 @@ absl::Status RunGenerate(GenerateOptions o) {
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   for (size_t i = 0; i < result.sequences.size(); ++i) {
     const GeneratedSequence& seq = result.sequences[i];
-    HONE_ASSIGN_OR_RETURN(std::string text, policy.tokenizer->Decode(seq.tokens));
+    std::vector<int64_t> text_tokens;  // special tokens (the stop token) are not text
+    for (int64_t token : seq.tokens) {
+      if (!policy.tokenizer->IsSpecialToken(token)) text_tokens.push_back(token);
+    }
+    HONE_ASSIGN_OR_RETURN(std::string text, policy.tokenizer->Decode(text_tokens));
     double logprob_sum = 0;
     for (float lp : seq.logprobs) logprob_sum += lp;
     std::cout << absl::StrFormat("--- sample %d (%d tokens, finish=%s, logprob=%.3f)\n", i,

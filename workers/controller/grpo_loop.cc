@@ -119,6 +119,13 @@ absl::Status RunGrpoTraining(const Config& config) {
     SamplingParams sampling = RolloutSampling(config, stop_ids);
     sampling.seed = seed * 1000003ULL + static_cast<uint64_t>(step);
     HONE_ASSIGN_OR_RETURN(Batch batch, rollout->Generate(prompt_batch, sampling));
+    // Rollouts must come from the policy of the previous step: anything older means the
+    // weight sync failed, and training on it would be silently off-policy.
+    if (batch.meta["policy_version"] != absl::StrCat(step - 1)) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "step ", step, ": rollout generated with policy version ", batch.meta["policy_version"],
+          ", expected ", step - 1, " (stale weights: the weight sync did not reach the rollout worker)"));
+    }
     m["seconds_gen"] = Since(timer);
     const double new_tokens = batch.tensor("response_mask").sum().item<double>();
     m["tokens_per_second_gen"] = new_tokens / m["seconds_gen"];

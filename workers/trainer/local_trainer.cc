@@ -193,7 +193,8 @@ absl::StatusOr<Metrics> LocalPolicyTrainer::Update(const Batch& batch) {
     loss_options.clip_ratio_c = options_.clip_ratio_c;
     loss_options.loss_agg_mode = options_.loss_agg_mode;
     loss_options.norm_length = options_.loss_norm_length;
-    double sum_pg = 0, sum_kl = 0, sum_entropy = 0, sum_clip = 0, sum_approx_kl = 0, sum_norm = 0;
+    double sum_pg = 0, sum_kl = 0, sum_entropy = 0, sum_clip = 0, sum_dual_clip = 0, sum_approx_kl = 0,
+           sum_norm = 0;
     int64_t micro_count = 0, optimizer_count = 0;
     for (int64_t epoch = 0; epoch < options_.ppo_epochs; ++epoch) {
       for (int64_t mb_start = 0; mb_start < N; mb_start += mini) {
@@ -225,6 +226,7 @@ absl::StatusOr<Metrics> LocalPolicyTrainer::Update(const Batch& batch) {
           sum_pg += pg.loss.item<double>();
           sum_entropy += entropy.item<double>();
           sum_clip += pg.clip_fraction;
+          sum_dual_clip += pg.dual_clip_fraction;
           sum_approx_kl += pg.approx_kl;
           ++micro_count;
         }
@@ -237,6 +239,7 @@ absl::StatusOr<Metrics> LocalPolicyTrainer::Update(const Batch& batch) {
     metrics["kl"] = sum_kl / m;
     metrics["entropy"] = sum_entropy / m;
     metrics["clip_fraction"] = sum_clip / m;
+    metrics["dual_clip_fraction"] = sum_dual_clip / m;
     metrics["approx_kl"] = sum_approx_kl / m;
     metrics["grad_norm"] = sum_norm / std::max<int64_t>(1, optimizer_count);
     metrics["learning_rate"] = current_lr();

@@ -59,6 +59,7 @@ ConfigSchema BuildSchema() {
   s.Add(Int("data.arithmetic.operand_min", 1, "arithmetic: smallest operand", 0));
   s.Add(Int("data.arithmetic.operand_max", 20, "arithmetic: largest operand", 1));
   s.Add(Bool("data.arithmetic.allow_negative", false, "arithmetic: let running values go below zero"));
+  s.Add(Float("data.arithmetic.unboxed_fraction", 0.0, "arithmetic: fraction of reference solutions without \\boxed{} (a warm start that boxes only sometimes)", 0.0, 1.0));
 
   s.Add(Int("rollout.n", 8, "samples per prompt (the GRPO group size)", 1, 1024));
   s.Add(Float("rollout.temperature", 1.0, "sampling temperature; 0 = greedy", 0.0));

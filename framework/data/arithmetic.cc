@@ -49,7 +49,15 @@ Example MakeProblem(const DatasetOptions& options, int64_t index) {
     value = next;
   }
   absl::StrAppend(&prompt, "=?");
-  absl::StrAppend(&solution, "\\boxed{", value, "}");
+  // A separate stream, so that the format choice never changes the problem itself.
+  std::mt19937_64 format_rng(MixSeed(options.seed ^ 0x5bd1e995ULL, static_cast<uint64_t>(index)));
+  const bool unboxed = options.unboxed_fraction > 0 &&
+                       static_cast<double>(UniformBelow(format_rng, 1000000)) < options.unboxed_fraction * 1e6;
+  if (unboxed) {
+    solution.pop_back();  // the trailing space after the last equation's period
+  } else {
+    absl::StrAppend(&solution, "\\boxed{", value, "}");
+  }
   Example example;
   example.prompt = std::move(prompt);
   example.solution = std::move(solution);
@@ -74,6 +82,10 @@ absl::Status ValidateArithmeticOptions(const DatasetOptions& options) {
     return absl::InvalidArgumentError(
         absl::StrCat("arithmetic: need 0 <= operand_min <= operand_max <= ", kMaxOperand, ", got ",
                      options.operand_min, "..", options.operand_max));
+  }
+  if (!(options.unboxed_fraction >= 0.0 && options.unboxed_fraction <= 1.0)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("arithmetic: unboxed_fraction must be in [0, 1], got ", options.unboxed_fraction));
   }
   return absl::OkStatus();
 }

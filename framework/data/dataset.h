@@ -53,6 +53,10 @@ struct DatasetOptions {
   // from [operand_min, min(operand_max, value)], and it turns into an addition when that
   // range is empty), so no `-` ever appears as a sign. Fewer patterns for a tiny model.
   bool allow_negative = false;
+  // Fraction of reference solutions (seeded, per example) that stop after the last
+  // equation without `\boxed{N}`: a warm start that follows the answer format only some
+  // of the time, as base models often do. Prompts and answers are the same either way.
+  double unboxed_fraction = 0.0;
 };
 
 // What a load skipped (skip_invalid) and why.

@@ -20,6 +20,7 @@ DatasetOptions DatasetOptionsFromConfig(const Config& config, const std::string&
   options.operand_min = config.Int("data.arithmetic.operand_min");
   options.operand_max = config.Int("data.arithmetic.operand_max");
   options.allow_negative = config.Bool("data.arithmetic.allow_negative");
+  options.unboxed_fraction = config.Float("data.arithmetic.unboxed_fraction");
   return options;
 }
 

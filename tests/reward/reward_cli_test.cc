@@ -13,6 +13,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
+#include "tests/support/hone_binary.h"
 
 namespace {
 
@@ -24,18 +25,7 @@ struct CliRun {
   std::string out;  // stdout and stderr together
 };
 
-std::string HoneBinary() {
-  const char* env = std::getenv("HONE_BIN");
-  if (env != nullptr && *env != '\0') return env;
-  // This test is <build>/tests/reward/reward_cli_test; hone is <build>/workers/hone.
-  char self[4096];
-  ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
-  if (n <= 0) return "";
-  std::string path(self, static_cast<size_t>(n));
-  for (int up = 0; up < 3; ++up) path = path.substr(0, path.rfind('/'));
-  path += "/workers/hone";
-  return access(path.c_str(), X_OK) == 0 ? path : "";
-}
+using hone::testing_support::HoneBinary;
 
 CliRun RunHone(const std::string& args, const std::string& input) {
   // Unique per test and process: ctest runs these tests in parallel.

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Configures and builds Hone (Release, Ninja, ccache) into ${HONE_BUILD_DIR:-build}.
 # Installs the Debian packages first (tools/install-deps.sh, idempotent).
+# Arguments are ninja targets (default: everything, tests included), e.g. `tools/build.sh hone`.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 build=${HONE_BUILD_DIR:-$root/build}
@@ -10,4 +11,4 @@ export CCACHE_SLOPPINESS=${CCACHE_SLOPPINESS:-pch_defines,time_macros,include_fi
 cmake -S "$root" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
 jobs=${HONE_BUILD_JOBS:-$(nproc)}
 echo "building hone in $build with $jobs jobs (the first build takes several minutes)..." >&2
-ninja -C "$build" -j "$jobs"
+ninja -C "$build" -j "$jobs" "$@"

@@ -13,7 +13,7 @@ start=$(date +%s)
 root=$(cd "$(dirname "$0")/.." && pwd)
 out=${1:-runs/demo}
 cd "$root"
-"$root/tools/build.sh"
+"$root/tools/build.sh" hone
 hone="${HONE_BUILD_DIR:-$root/build}/workers/hone"
 pipeline_start=$(date +%s)
 mkdir -p "$out"

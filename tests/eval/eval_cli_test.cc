@@ -35,15 +35,8 @@ using hone::testing_support::HoneBinary;
 
 CliRun RunHone(const std::string& args, bool with_stderr = true) {
   std::string cmd = HoneBinary() + " " + args + (with_stderr ? " 2>&1" : " 2>/dev/null");
-  CliRun run;
-  FILE* pipe = popen(cmd.c_str(), "r");
-  if (pipe == nullptr) return run;
-  char buf[4096];
-  size_t n;
-  while ((n = fread(buf, 1, sizeof buf, pipe)) > 0) run.out.append(buf, n);
-  int status = pclose(pipe);
-  run.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return run;
+  auto result = hone::testing_support::RunCommand(cmd);
+  return CliRun{result.exit_code, std::move(result.out)};
 }
 
 class EvalCli : public ::testing::Test {

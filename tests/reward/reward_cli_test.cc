@@ -34,15 +34,8 @@ CliRun RunHone(const std::string& args, const std::string& input) {
                               "_" + std::to_string(getpid()) + ".jsonl";
   std::ofstream(in_path, std::ios::binary) << input;
   std::string cmd = HoneBinary() + " reward " + args + " < " + in_path + " 2>&1";
-  CliRun run;
-  FILE* pipe = popen(cmd.c_str(), "r");
-  if (pipe == nullptr) return run;
-  char buf[4096];
-  size_t n;
-  while ((n = fread(buf, 1, sizeof buf, pipe)) > 0) run.out.append(buf, n);
-  int status = pclose(pipe);
-  run.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return run;
+  auto result = hone::testing_support::RunCommand(cmd);
+  return CliRun{result.exit_code, std::move(result.out)};
 }
 
 std::vector<json> Lines(const std::string& out) {

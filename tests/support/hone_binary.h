@@ -1,7 +1,10 @@
 // Where the `hone` binary under test is, for tests that run it as a user would.
 #pragma once
 
+#include <sys/wait.h>
 #include <unistd.h>
+
+#include <cstdio>
 
 #include <cstdlib>
 #include <string>
@@ -20,6 +23,24 @@ inline std::string HoneBinary() {
   for (int up = 0; up < 3; ++up) path = path.substr(0, path.rfind('/'));
   path += "/workers/hone";
   return access(path.c_str(), X_OK) == 0 ? path : "";
+}
+
+struct CommandResult {
+  int exit_code = -1;  // -1 when the command could not run or was killed
+  std::string out;     // what it wrote to the pipe (redirect stderr in `command` to include it)
+};
+
+// Runs `command` through the shell and collects its standard output.
+inline CommandResult RunCommand(const std::string& command) {
+  CommandResult result;
+  FILE* pipe = popen(command.c_str(), "r");
+  if (pipe == nullptr) return result;
+  char buf[4096];
+  size_t n;
+  while ((n = fread(buf, 1, sizeof buf, pipe)) > 0) result.out.append(buf, n);
+  const int status = pclose(pipe);
+  result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  return result;
 }
 
 }  // namespace hone::testing_support

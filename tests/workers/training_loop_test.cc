@@ -51,7 +51,8 @@ TEST(TrainingLoopTest, SftThenGrpoWriteModelsMetricsAndCheckpoints) {
   std::vector<std::string> grpo = data;
   grpo.insert(grpo.end(), {"model.path=" + root + "/sft/final", "trainer.total_steps=3",
                            "data.train_batch_size=4", "rollout.n=4", "rollout.max_new_tokens=24",
-                           "algorithm.kl_coef=0.01", "trainer.save_every=2", "trainer.val_every=3",
+                           "algorithm.kl_coef=0.01", "algorithm.filter_zero_std_groups=true",
+                           "algorithm.mask_truncated=true", "trainer.save_every=2", "trainer.val_every=3",
                            "eval.limit=8", "eval.n=2", "eval.temperature=1.0", "eval.k=[1, 2]",
                            "trainer.output_dir=" + root + "/grpo"});
   auto grpo_config = Config::Load(HoneConfigSchema(), "", grpo);

@@ -3,6 +3,7 @@
 #include <chrono>
 #include <filesystem>
 #include <iostream>
+#include <limits>
 #include <optional>
 
 #include "absl/strings/str_cat.h"
@@ -50,9 +51,10 @@ reward::RewardOptions RewardOptionsFromConfig(const Config& c) {
 // Rows of `batch` whose group has rewards that are not all equal (DAPO dynamic sampling).
 absl::StatusOr<Batch> DropZeroStdGroups(const Batch& batch, const torch::Tensor& in_zero_std_group) {
   std::vector<int64_t> keep;
-  auto flags = in_zero_std_group.to(torch::kBool);
+  auto flags = in_zero_std_group.to(torch::kBool).contiguous();
+  auto zero_std = flags.accessor<bool, 1>();
   for (int64_t i = 0; i < batch.size(); ++i) {
-    if (!flags[i].item<bool>()) keep.push_back(i);
+    if (!zero_std[i]) keep.push_back(i);
   }
   return batch.Select(keep);
 }
@@ -171,6 +173,13 @@ absl::Status RunGrpoTraining(const Config& config) {
     if (batch.size() > 0) {
       HONE_ASSIGN_OR_RETURN(Metrics train_metrics, trainer->Update(batch));
       m.insert(train_metrics.begin(), train_metrics.end());
+    } else {
+      // Every group was filtered out: no update this step. The update's metrics are still
+      // written (as null), so that every line of metrics.jsonl has the same keys.
+      for (const char* name : {"policy_loss", "kl", "entropy", "clip_fraction", "dual_clip_fraction",
+                               "approx_kl", "grad_norm", "learning_rate"}) {
+        m[name] = std::numeric_limits<double>::quiet_NaN();
+      }
     }
     m["seconds_train"] = Since(timer);
     const double trained_tokens = batch.size() > 0 ? batch.tensor("attention_mask").sum().item<double>() : 0;

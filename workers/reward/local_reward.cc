@@ -9,10 +9,13 @@ absl::StatusOr<std::unique_ptr<LocalRewardScorer>> LocalRewardScorer::Create(
     std::vector<std::string> fns, reward::RewardOptions options) {
   HONE_RETURN_IF_ERROR(reward::ValidateRewardOptions(options));
   if (fns.empty()) return absl::InvalidArgumentError("reward.fns is empty: name at least one reward function");
-  for (const auto& fn : fns) {
-    HONE_RETURN_IF_ERROR(reward::GetRewardFn(fn).status());
+  std::vector<Component> components;
+  for (const auto& name : fns) {
+    HONE_ASSIGN_OR_RETURN(reward::RewardFn fn, reward::GetRewardFn(name));
+    HONE_ASSIGN_OR_RETURN(double weight, reward::RewardFnWeight(name, options));
+    components.push_back({name, fn, weight});
   }
-  return std::unique_ptr<LocalRewardScorer>(new LocalRewardScorer(std::move(fns), std::move(options)));
+  return std::unique_ptr<LocalRewardScorer>(new LocalRewardScorer(std::move(components), std::move(options)));
 }
 
 absl::Status LocalRewardScorer::Score(Batch& trajectories) {
@@ -20,23 +23,20 @@ absl::Status LocalRewardScorer::Score(Batch& trajectories) {
   const int64_t N = trajectories.size();
   const auto& responses = trajectories.strings("response");
   const auto& truths = trajectories.strings("ground_truth");
-  std::vector<torch::Tensor> components;
-  std::vector<std::vector<float>> values(fns_.size(), std::vector<float>(N));
+  std::vector<std::vector<float>> values(components_.size(), std::vector<float>(N));
   std::vector<float> total(N, 0.f);
   for (int64_t i = 0; i < N; ++i) {
     auto truth = reward::ParseGroundTruth(truths[i]);
     if (!truth.ok()) return Annotate(truth.status(), absl::StrCat("ground truth of row ", i));
-    for (size_t f = 0; f < fns_.size(); ++f) {
-      HONE_ASSIGN_OR_RETURN(reward::RewardFn fn, reward::GetRewardFn(fns_[f]));
-      HONE_ASSIGN_OR_RETURN(double weight, reward::RewardFnWeight(fns_[f], options_));
-      const double value = fn(responses[i], *truth, options_);
+    for (size_t f = 0; f < components_.size(); ++f) {
+      const double value = components_[f].fn(responses[i], *truth, options_);
       values[f][i] = static_cast<float>(value);
-      total[i] += static_cast<float>(weight * value);
+      total[i] += static_cast<float>(components_[f].weight * value);
     }
   }
   HONE_RETURN_IF_ERROR(trajectories.SetTensor("reward", torch::tensor(total)));
-  for (size_t f = 0; f < fns_.size(); ++f) {
-    HONE_RETURN_IF_ERROR(trajectories.SetTensor("reward/" + fns_[f], torch::tensor(values[f])));
+  for (size_t f = 0; f < components_.size(); ++f) {
+    HONE_RETURN_IF_ERROR(trajectories.SetTensor("reward/" + components_[f].name, torch::tensor(values[f])));
   }
   return absl::OkStatus();
 }

@@ -18,9 +18,14 @@ class LocalRewardScorer : public RewardScorer {
   absl::Status Score(Batch& trajectories) override;
 
  private:
-  LocalRewardScorer(std::vector<std::string> fns, reward::RewardOptions options)
-      : fns_(std::move(fns)), options_(std::move(options)) {}
-  std::vector<std::string> fns_;
+  struct Component {
+    std::string name;
+    reward::RewardFn fn;
+    double weight;
+  };
+  LocalRewardScorer(std::vector<Component> components, reward::RewardOptions options)
+      : components_(std::move(components)), options_(std::move(options)) {}
+  std::vector<Component> components_;  // resolved once, not per response
   reward::RewardOptions options_;
 };
 

@@ -7,6 +7,8 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 build=${HONE_BUILD_DIR:-$root/build}
 "$root/tools/install-deps.sh"
 # ccache and precompiled headers: tolerate PCH timestamps, or every build is a miss.
+# Paths relative to the checkout, so that a fresh clone elsewhere (.ci/run) hits the cache.
+export CCACHE_BASEDIR=${CCACHE_BASEDIR:-$root}
 export CCACHE_SLOPPINESS=${CCACHE_SLOPPINESS:-pch_defines,time_macros,include_file_mtime,include_file_ctime}
 cmake -S "$root" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
 jobs=${HONE_BUILD_JOBS:-$(nproc)}

@@ -97,24 +97,39 @@ GroupStats ComputeGroupStats(const torch::Tensor& rewards, const torch::Tensor& 
 // Loss aggregation: a per-token loss matrix to the scalar that is minimised
 // ============================================================================
 
+// Denominators counted over more rows than one loss matrix holds. A mini-batch is split
+// into micro-batches (a memory knob) and over trainer ranks (a speed knob); when every
+// piece divides by the whole mini-batch's counts, the pieces' losses (and gradients) sum
+// to the loss of the whole, whatever the split. A value < 0 means "count it in this
+// loss matrix", which is what a single, unsplit call wants.
+struct LossDenominators {
+  double tokens = -1;         // token_mean: counted tokens
+  double nonempty_rows = -1;  // seq_mean_token_mean: rows with >= 1 counted token
+  double rows = -1;           // seq_mean_token_sum_norm: all rows
+};
+// The counts of one piece (mask [B,T]); add pieces' counts with operator+=.
+LossDenominators CountLossDenominators(const torch::Tensor& mask);
+LossDenominators& operator+=(LossDenominators& a, const LossDenominators& b);
+
 // loss_mat [B,T], mask [B,T] -> scalar (loss_mat's dtype), differentiable w.r.t. loss_mat.
-// norm_length is used by seq_mean_token_sum_norm only.
+// norm_length is used by seq_mean_token_sum_norm only; `whole` gives the denominators of
+// the whole mini-batch when loss_mat is one piece of it (see LossDenominators).
 using LossAggFn = torch::Tensor (*)(const torch::Tensor& loss_mat, const torch::Tensor& mask,
-                                    int64_t norm_length);
+                                    int64_t norm_length, const LossDenominators& whole);
 
 // "token_mean": sum(loss * mask) / sum(mask); 0 when the mask is empty.
 torch::Tensor TokenMeanLoss(const torch::Tensor& loss_mat, const torch::Tensor& mask,
-                            int64_t norm_length);
+                            int64_t norm_length, const LossDenominators& whole = {});
 // "seq_mean_token_mean": mean, over the rows with >= 1 counted token, of each row's
 // token mean; 0 when no row has a counted token.
 torch::Tensor SeqMeanTokenMeanLoss(const torch::Tensor& loss_mat, const torch::Tensor& mask,
-                                   int64_t norm_length);
+                                   int64_t norm_length, const LossDenominators& whole = {});
 // "seq_mean_token_sum_norm" (Dr. GRPO): mean over all B rows of
 // sum_t(loss * mask) / L, with L = norm_length when > 0, else T (the padded response
 // length). Every row counts in the mean, as in verl; a constant L keeps long and short
 // responses weighted per token alike.
 torch::Tensor SeqMeanTokenSumNormLoss(const torch::Tensor& loss_mat, const torch::Tensor& mask,
-                                      int64_t norm_length);
+                                      int64_t norm_length, const LossDenominators& whole = {});
 
 // The canonical name of a loss aggregation mode: a registered name, or verl's spelling
 // with '-' for '_' ("seq-mean-token-mean"). InvalidArgument listing the names otherwise.
@@ -123,7 +138,8 @@ absl::StatusOr<std::string> ValidateLossAggMode(const std::string& mode);
 // REQUIRES: ValidateLossAggMode(mode).ok(); loss_mat and mask are [B,T] of equal shape;
 // norm_length >= 0.
 torch::Tensor AggregateLoss(const torch::Tensor& loss_mat, const torch::Tensor& mask,
-                            const std::string& mode, int64_t norm_length = 0);
+                            const std::string& mode, int64_t norm_length = 0,
+                            const LossDenominators& whole = {});
 // Registered names: token_mean, seq_mean_token_mean, seq_mean_token_sum_norm.
 std::vector<std::string> LossAggModeNames();
 
@@ -142,6 +158,7 @@ struct PolicyLossOptions {
   double clip_ratio_c = 0.0;
   std::string loss_agg_mode = "token_mean";  // see ValidateLossAggMode
   int64_t norm_length = 0;                   // for seq_mean_token_sum_norm; 0 = T
+  LossDenominators whole;                    // the mini-batch's counts when split
 };
 
 // OK when every field is within the ranges documented above.

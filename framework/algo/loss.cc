@@ -31,29 +31,45 @@ double MaskedMeanItem(const torch::Tensor& values, const torch::Tensor& counted)
 
 // ---- loss aggregation ----
 
-torch::Tensor TokenMeanLoss(const torch::Tensor& loss_mat, const torch::Tensor& mask,
-                            int64_t norm_length) {
+LossDenominators CountLossDenominators(const torch::Tensor& mask) {
   torch::Tensor counted = Counted(mask);
-  torch::Tensor tokens = counted.sum().to(loss_mat.scalar_type()).clamp_min(1);
-  return MaskedLoss(loss_mat, counted).sum() / tokens;
+  LossDenominators d;
+  d.tokens = static_cast<double>(counted.sum().item<int64_t>());
+  d.nonempty_rows = static_cast<double>(counted.any(-1).sum().item<int64_t>());
+  d.rows = static_cast<double>(mask.size(0));
+  return d;
+}
+
+LossDenominators& operator+=(LossDenominators& a, const LossDenominators& b) {
+  a.tokens = std::max(0.0, a.tokens) + std::max(0.0, b.tokens);
+  a.nonempty_rows = std::max(0.0, a.nonempty_rows) + std::max(0.0, b.nonempty_rows);
+  a.rows = std::max(0.0, a.rows) + std::max(0.0, b.rows);
+  return a;
+}
+
+torch::Tensor TokenMeanLoss(const torch::Tensor& loss_mat, const torch::Tensor& mask,
+                            int64_t norm_length, const LossDenominators& whole) {
+  torch::Tensor counted = Counted(mask);
+  const double tokens = whole.tokens >= 0 ? whole.tokens : counted.sum().item<double>();
+  return MaskedLoss(loss_mat, counted).sum() / std::max(1.0, tokens);
 }
 
 torch::Tensor SeqMeanTokenMeanLoss(const torch::Tensor& loss_mat, const torch::Tensor& mask,
-                                   int64_t norm_length) {
+                                   int64_t norm_length, const LossDenominators& whole) {
   torch::Tensor counted = Counted(mask);
   torch::Tensor row_tokens = counted.sum(-1).to(loss_mat.scalar_type());  // [B]
   torch::Tensor row_mean = MaskedLoss(loss_mat, counted).sum(-1) / row_tokens.clamp_min(1);
   torch::Tensor has_tokens = row_tokens > 0;
-  torch::Tensor rows = has_tokens.sum().to(loss_mat.scalar_type()).clamp_min(1);
-  return MaskedLoss(row_mean, has_tokens).sum() / rows;
+  const double rows = whole.nonempty_rows >= 0 ? whole.nonempty_rows : has_tokens.sum().item<double>();
+  return MaskedLoss(row_mean, has_tokens).sum() / std::max(1.0, rows);
 }
 
 torch::Tensor SeqMeanTokenSumNormLoss(const torch::Tensor& loss_mat, const torch::Tensor& mask,
-                                      int64_t norm_length) {
+                                      int64_t norm_length, const LossDenominators& whole) {
   const int64_t length = norm_length > 0 ? norm_length : loss_mat.size(-1);
-  const int64_t rows = std::max<int64_t>(loss_mat.size(0), 1);
+  const double rows = whole.rows >= 0 ? whole.rows : static_cast<double>(loss_mat.size(0));
   torch::Tensor row_sum = MaskedLoss(loss_mat, Counted(mask)).sum(-1);  // [B]
-  return row_sum.sum() / static_cast<double>(length) / static_cast<double>(rows);
+  return row_sum.sum() / static_cast<double>(length) / std::max(1.0, rows);
 }
 
 // ---- policy loss ----
@@ -108,7 +124,7 @@ PolicyLossOutput ClippedSurrogateLoss(const torch::Tensor& logp, const torch::Te
   }
 
   PolicyLossOutput out;
-  out.loss = AggregateLoss(losses, mask, options.loss_agg_mode, options.norm_length);
+  out.loss = AggregateLoss(losses, mask, options.loss_agg_mode, options.norm_length, options.whole);
 
   torch::NoGradGuard no_grad;
   torch::Tensor counted = Counted(mask);

@@ -93,14 +93,15 @@ absl::StatusOr<std::string> ValidateLossAggMode(const std::string& mode) {
 }
 
 torch::Tensor AggregateLoss(const torch::Tensor& loss_mat, const torch::Tensor& mask,
-                            const std::string& mode, int64_t norm_length) {
+                            const std::string& mode, int64_t norm_length,
+                            const LossDenominators& whole) {
   const Entry<LossAggFn>* entry = Find(kLossAggModes, CanonicalLossAggMode(mode));
   TORCH_CHECK(entry != nullptr, UnknownMessage(kLossAggModes, "loss_agg_mode", mode));
   TORCH_CHECK(loss_mat.dim() == 2 && loss_mat.sizes() == mask.sizes(),
               "AggregateLoss: loss_mat and mask must be [B,T] of one shape, got ",
               loss_mat.sizes(), " and ", mask.sizes());
   TORCH_CHECK(norm_length >= 0, "AggregateLoss: norm_length must be >= 0, got ", norm_length);
-  return entry->fn(loss_mat, mask, norm_length);
+  return entry->fn(loss_mat, mask, norm_length, whole);
 }
 
 std::vector<std::string> LossAggModeNames() { return Names(kLossAggModes); }

@@ -160,8 +160,10 @@ absl::Status CheckRange(const ConfigField& field, const ConfigValue& value) {
   }
   if (auto* dl = std::get_if<std::vector<double>>(&value)) numbers = *dl;
   for (double x : numbers) {
-    if ((field.min && x < *field.min) || (field.max && x > *field.max) || std::isnan(x)) {
-      std::string range = absl::StrCat(field.min ? FormatNumber(*field.min) : "-inf", " .. ",
+    const bool below = field.min && (x < *field.min || (field.min_exclusive && x == *field.min));
+    if (below || (field.max && x > *field.max) || std::isnan(x)) {
+      std::string range = absl::StrCat(field.min ? FormatNumber(*field.min) : "-inf",
+                                       field.min_exclusive ? " (exclusive)" : "", " .. ",
                                        field.max ? FormatNumber(*field.max) : "inf");
       return absl::InvalidArgumentError(
           absl::StrCat("value ", FormatNumber(x), " is out of range; allowed: ", range));

@@ -31,6 +31,7 @@ struct ConfigField {
   std::optional<double> min;  // inclusive bounds for numbers (each element of a list)
   std::optional<double> max;
   std::vector<std::string> choices;  // allowed strings (empty = any)
+  bool min_exclusive = false;        // min itself is not allowed (e.g. an epsilon > 0)
 };
 
 class ConfigSchema {

@@ -16,6 +16,13 @@ ConfigField Float(std::string key, double value, std::string help, std::optional
                   std::optional<double> max = std::nullopt) {
   return {std::move(key), ConfigType::kFloat, value, std::move(help), min, max, {}};
 }
+// A float that must be strictly greater than `min`.
+ConfigField FloatAbove(std::string key, double value, std::string help, double min,
+                       std::optional<double> max = std::nullopt) {
+  ConfigField f = Float(std::move(key), value, std::move(help), min, max);
+  f.min_exclusive = true;
+  return f;
+}
 ConfigField Bool(std::string key, bool value, std::string help) {
   return {std::move(key), ConfigType::kBool, value, std::move(help), {}, {}, {}};
 }
@@ -41,6 +48,21 @@ ConfigSchema BuildSchema() {
   s.Add(Int("seed", 1, "seed for data order, sampling and initialisation", 0));
   s.Add(Int("runtime.num_threads", 1, "intra-op threads per process (also set OPENBLAS_NUM_THREADS)", 1, 256));
 
+  s.Add(Str("runtime.device", "auto", "where tensors live: cpu, cuda (the local rank's GPU), auto (cuda when available)", {"cpu", "cuda", "auto"}));
+
+  s.Add(Int("placement.rollout", 1, "mpirun: rollout worker ranks (ranks 1..rollout)", 1, 4096));
+  s.Add(Int("placement.reward", 1, "mpirun: reward worker ranks (after the rollout ranks)", 1, 4096));
+  s.Add(Int("placement.trainer", 1, "mpirun: FSDP trainer ranks (the last ranks)", 1, 4096));
+  s.Add(Str("rpc.host", "127.0.0.1", "address each worker's gRPC server binds to and announces"));
+  s.Add(Int("rpc.port", 0, "port of each worker's gRPC server; 0 = a free port", 0, 65535));
+  s.Add(Float("rpc.timeout_s", 1800, "deadline of one step call (Generate, Score, Update, ...)", 0.001));
+  s.Add(Float("rpc.health_interval_s", 5, "seconds between Health heartbeats to every worker", 0.01));
+  s.Add(Float("rpc.health_timeout_s", 10, "a worker whose Health call gets no answer within this is hung: the job stops naming it", 0.01));
+  s.Add(Int("rpc.max_message_mb", 1024, "largest gRPC message (a step's batch must fit)", 4, 2047));
+  s.Add(Float("dist.timeout_s", 600, "longest wait of one collective (MPI/NCCL) before the rank fails naming it", 0.001));
+  s.Add(Int("dist.sync_bucket_mb", 256, "weight sync: megabytes per broadcast bucket", 1));
+  s.Add(Int("dist.fsdp_bucket_mb", 64, "FSDP: megabytes per flat parameter bucket", 1));
+
   s.Add(Str("model.path", "", "policy model directory in Hugging Face layout (config.json, model.safetensors, tokenizer.json)"));
   s.Add(Str("model.init_config", "", "with an empty model.path: config.json to initialise a fresh model from (hone sft)"));
 
@@ -64,7 +86,7 @@ ConfigSchema BuildSchema() {
   s.Add(Int("rollout.n", 8, "samples per prompt (the GRPO group size)", 1, 1024));
   s.Add(Float("rollout.temperature", 1.0, "sampling temperature; 0 = greedy", 0.0));
   s.Add(Int("rollout.top_k", 0, "keep the k most likely tokens; 0 = off", 0));
-  s.Add(Float("rollout.top_p", 1.0, "nucleus sampling mass; 1 = off", 0.0, 1.0));
+  s.Add(FloatAbove("rollout.top_p", 1.0, "nucleus sampling mass, in (0, 1]; 1 = off", 0.0, 1.0));
   s.Add(Int("rollout.max_new_tokens", 64, "longest response in tokens", 1));
 
   s.Add(StrList("reward.fns", {"boxed_integer", "format"}, "reward components"));
@@ -73,7 +95,7 @@ ConfigSchema BuildSchema() {
   s.Add(Float("reward.format_weight", 0.1, "weight of the format reward in the total", 0.0));
 
   s.Add(Str("algorithm.adv_estimator", "grpo", "advantage estimator", {"grpo", "dr_grpo", "rloo", "reinforce_pp"}));
-  s.Add(Float("algorithm.norm_eps", 1e-6, "epsilon added to the group std", 0.0));
+  s.Add(FloatAbove("algorithm.norm_eps", 1e-6, "epsilon added to the group std (> 0: an all-equal group would divide 0 by 0)", 0.0));
   s.Add(Float("algorithm.kl_coef", 0.0, "KL-to-reference loss coefficient; 0 keeps no reference model", 0.0));
   s.Add(Str("algorithm.kl_estimator", "k3", "KL estimator", {"k1", "k2", "k3"}));
   s.Add(Float("algorithm.clip_ratio_low", 0.2, "PPO clip: lower bound 1 - eps_low", 0.0, 1.0));
@@ -100,6 +122,7 @@ ConfigSchema BuildSchema() {
   s.Add(Int("trainer.ppo_epochs", 1, "passes over each step's rollouts", 1));
   s.Add(Int("trainer.ppo_mini_batch_size", 0, "sequences per optimizer step; 0 = the whole batch", 0));
   s.Add(Int("trainer.micro_batch_size", 64, "sequences per forward/backward (gradient accumulation)", 1));
+  s.Add(Int("trainer.max_skipped_updates", 3, "stop the job after this many optimizer steps in a row skipped for a non-finite grad norm", 1));
   s.Add(Int("trainer.sft_batch_size", 64, "SFT: sequences per optimizer step", 1));
 
   s.Add(Int("eval.n", 1, "samples per prompt in hone eval", 1, 1024));

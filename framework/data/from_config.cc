@@ -30,7 +30,7 @@ absl::StatusOr<DataSplits> LoadSplits(const Config& config) {
   const std::string& val_path = config.String("data.val_path");
   if (name != "arithmetic" && train_path.empty()) {
     return absl::InvalidArgumentError(absl::StrCat(
-        "data.dataset=", name, " needs data.train_path (e.g. ../shared/data/gsm8k/train.jsonl)"));
+        "data.dataset=", name, " needs data.train_path (a JSONL file with one {\"question\": ..., \"answer\": ...} object per line, e.g. build/testdata/gsm8k/train.jsonl)"));
   }
   DataSplits splits;
   HONE_ASSIGN_OR_RETURN(std::vector<Example> examples,

@@ -144,7 +144,12 @@ absl::StatusOr<GenerationResult> GenerationEngine::Generate(
     auto last_logits = model.Logits(h.narrow(1, P - 1, 1)).squeeze(1);  // [G,V]
     auto logits = last_logits.repeat_interleave(n, 0).to(torch::kFloat32);  // [N,V]
 
-    at::Generator generator = at::detail::createCPUGenerator(params.seed);
+    std::vector<uint64_t> streams(N);
+    for (int64_t i = 0; i < N; ++i) {
+      const int64_t g = i / n;
+      const int64_t prompt_stream = params.prompt_streams.empty() ? g : params.prompt_streams[g];
+      streams[i] = SequenceStream(params.seed, prompt_stream, i % n);
+    }
     std::vector<std::vector<int64_t>> tokens(N);
     std::vector<std::vector<float>> logprobs(N);
     std::vector<bool> finished(N, false);
@@ -155,7 +160,7 @@ absl::StatusOr<GenerationResult> GenerationEngine::Generate(
     int64_t alive = N;
     for (int64_t step = 0; step < M && alive > 0; ++step) {
       if (params.return_logits) step_logits.push_back(logits.to(torch::kCPU).clone());
-      SampledTokens sampled = SampleNextTokens(logits.to(torch::kCPU), params, generator);
+      SampledTokens sampled = SampleNextTokens(logits.to(torch::kCPU), params, streams, step);
       auto sampled_logprobs = sampled.logprobs.to(torch::kFloat32).contiguous();
       auto token_acc = sampled.tokens.accessor<int64_t, 1>();
       auto logprob_acc = sampled_logprobs.accessor<float, 1>();

@@ -4,7 +4,10 @@
 // shared by its n samples: decode attention reads the prompt's cache once per group, and
 // only the generated tokens have per-sample caches, preallocated for max_new_tokens (no
 // per-step concatenation). Sampling is a chain of small steps (temperature, top-k, top-p,
-// draw) and is deterministic for a given seed.
+// draw) and is deterministic for a given seed: each sequence draws from its own
+// counter-based random stream, keyed by the seed, its prompt's stream id and its sample
+// index, so the tokens of a sequence do not depend on which other prompts share the call
+// (splitting prompts over 1 or 4 rollout workers samples the same tokens).
 #pragma once
 
 #include <torch/torch.h>
@@ -26,6 +29,9 @@ struct SamplingParams {
   int64_t n = 1;             // samples per prompt
   std::vector<int64_t> stop_token_ids;  // generation of a sequence ends after one of these
   uint64_t seed = 0;
+  // One id per prompt naming its random stream (the GRPO group id); empty: the prompt's
+  // index in the call.
+  std::vector<int64_t> prompt_streams;
   bool return_logits = false;  // keep every step's raw logits (tests, debugging)
 };
 
@@ -48,14 +54,22 @@ struct GenerationResult {
   int64_t new_tokens = 0;     // generated tokens, all sequences
 };
 
-// Picks next tokens from logits [N,V] (float32): the sampling chain. `generator` carries the
-// seed. Returns tokens [N] (int64) and their log-probabilities [N] as documented above.
+// The random stream of sample `sample` of the prompt with stream id `prompt_stream`.
+uint64_t SequenceStream(uint64_t seed, int64_t prompt_stream, int64_t sample);
+// Draw number `step` of `stream`: a uniform double in [0, 1) (53 random bits), a pure
+// function of its arguments (SplitMix64 finaliser over the pair).
+double StreamUniform(uint64_t stream, int64_t step);
+
+// Picks next tokens from logits [N,V] (float32): the sampling chain. Row i draws
+// StreamUniform(streams[i], step) and takes the token where the cumulative probability
+// (float64) passes it. Returns tokens [N] (int64) and their log-probabilities [N] as
+// documented above. REQUIRES streams.size() == N.
 struct SampledTokens {
   torch::Tensor tokens;
   torch::Tensor logprobs;
 };
 SampledTokens SampleNextTokens(const torch::Tensor& logits, const SamplingParams& params,
-                               at::Generator& generator);
+                               const std::vector<uint64_t>& streams, int64_t step);
 
 class GenerationEngine {
  public:

@@ -10,6 +10,7 @@
 #include "framework/reward/reward.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/support/test_data.h"
 
 namespace hone::data {
 namespace {
@@ -18,10 +19,7 @@ using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 using ::testing::StartsWith;
 
-std::string SharedData() {
-  const char* env = std::getenv("HONE_SHARED_DATA");
-  return env != nullptr && *env != '\0' ? env : "../shared/data";
-}
+std::string TestData() { return testing_support::TestDataDir(); }
 
 std::string WriteTemp(const std::string& name, const std::string& contents) {
   std::string path = ::testing::TempDir() + "hone_data_test_" + name;
@@ -37,13 +35,13 @@ std::string Message(const absl::Status& status) { return std::string(status.mess
 TEST(Gsm8k, LoadsRealTrainAndTest) {
   DatasetOptions options;
   LoadReport report;
-  options.path = SharedData() + "/gsm8k/train.jsonl";
+  options.path = TestData() + "/gsm8k/train.jsonl";
   absl::StatusOr<std::vector<Example>> train = LoadDataset("gsm8k", options, &report);
   ASSERT_TRUE(train.ok()) << train.status();
   EXPECT_EQ(train->size(), 7473u);
   EXPECT_EQ(report.lines, 7473);
   EXPECT_EQ(report.skipped, 0);
-  options.path = SharedData() + "/gsm8k/test.jsonl";
+  options.path = TestData() + "/gsm8k/test.jsonl";
   absl::StatusOr<std::vector<Example>> test = LoadDataset("gsm8k", options);
   ASSERT_TRUE(test.ok()) << test.status();
   EXPECT_EQ(test->size(), 1319u);
@@ -140,7 +138,7 @@ TEST(Gsm8k, SkipInvalidCountsSkippedLines) {
 
 TEST(Gsm8k, FileErrors) {
   DatasetOptions options;
-  options.path = SharedData() + "/gsm8k/does_not_exist.jsonl";
+  options.path = TestData() + "/gsm8k/does_not_exist.jsonl";
   EXPECT_EQ(LoadDataset("gsm8k", options).status().code(), absl::StatusCode::kNotFound);
   options.path = WriteTemp("empty.jsonl", "\n\n");
   EXPECT_THAT(Message(LoadDataset("gsm8k", options).status()), HasSubstr("no valid examples"));

@@ -1,5 +1,5 @@
 // Tokenizer tests. The Qwen3 checks compare against ids an independent implementation
-// produced (../shared/data/tokenizers/qwen3/vectors.jsonl, see ../shared/data/SOURCES.md).
+// produced (tests/fixtures/qwen3_tokenizer.tar.xz: vectors.jsonl; see tests/fixtures/SOURCES.md).
 #include "framework/model/tokenizer.h"
 
 #include <unistd.h>
@@ -15,6 +15,7 @@
 #include "framework/model/unicode_nfc.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/support/test_data.h"
 #include "nlohmann/json.hpp"
 
 namespace hone {
@@ -24,17 +25,10 @@ using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 using json = nlohmann::json;
 
-// The shared data directory: $HONE_SHARED_DATA, else ../shared/data from the working
-// directory (ctest runs tests from the project root). Empty when neither exists.
-std::string SharedDataDir() {
-  if (const char* env = std::getenv("HONE_SHARED_DATA"); env != nullptr && *env != '\0') {
-    return env;
-  }
-  if (std::filesystem::is_directory("../shared/data")) return "../shared/data";
-  return "";
-}
+// The unpacked external test data (tests/support/test_data.h).
+using testing_support::TestDataDir;
 
-std::string Qwen3Dir() { return SharedDataDir() + "/tokenizers/qwen3"; }
+std::string Qwen3Dir() { return TestDataDir() + "/qwen3"; }
 
 std::vector<std::string> ReadLines(const std::string& path) {
   std::ifstream in(path);
@@ -55,7 +49,7 @@ std::string Join(const std::vector<int64_t>& ids) {
 class Qwen3Test : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
-    if (SharedDataDir().empty()) return;
+    if (!std::filesystem::is_directory(Qwen3Dir())) return;
     auto loaded = LoadTokenizer(Qwen3Dir() + "/tokenizer.json");
     ASSERT_TRUE(loaded.ok()) << loaded.status();
     tokenizer_ = loaded->release();
@@ -65,8 +59,8 @@ class Qwen3Test : public ::testing::Test {
     tokenizer_ = nullptr;
   }
   void SetUp() override {
-    ASSERT_FALSE(SharedDataDir().empty())
-        << "shared data not found: set HONE_SHARED_DATA or run from the project root";
+    ASSERT_TRUE(std::filesystem::is_directory(Qwen3Dir()))
+        << "test data not found in " << TestDataDir() << ": re-run cmake (it unpacks tests/fixtures)";
     ASSERT_NE(tokenizer_, nullptr);
   }
   std::vector<int64_t> Encode(std::string_view text) {
@@ -215,7 +209,7 @@ TEST_F(Qwen3Test, TokenizesAllOfGsm8kQuicklyAndLosslessly) {
   int64_t texts = 0, tokens = 0;
   double seconds = 0;
   for (const char* split : {"train", "test"}) {
-    const std::vector<std::string> lines = ReadLines(SharedDataDir() + "/gsm8k/" + split + ".jsonl");
+    const std::vector<std::string> lines = ReadLines(TestDataDir() + "/gsm8k/" + split + ".jsonl");
     ASSERT_FALSE(lines.empty()) << split;
     for (const std::string& line : lines) {
       const json j = json::parse(line);

@@ -10,6 +10,7 @@
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/support/test_data.h"
 #include "nlohmann/json.hpp"
 
 namespace hone::reward {
@@ -19,10 +20,7 @@ using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 using ::testing::Optional;
 
-std::string SharedData() {
-  const char* env = std::getenv("HONE_SHARED_DATA");
-  return env != nullptr && *env != '\0' ? env : "../shared/data";
-}
+std::string TestData() { return testing_support::TestDataDir(); }
 
 // --- ExtractLastBoxed ---
 
@@ -214,7 +212,7 @@ TEST(ParseGroundTruth, Errors) {
 TEST(ParseGroundTruth, EveryGsm8kLineParses) {
   int lines = 0;
   for (const char* split : {"train", "test"}) {
-    std::string path = SharedData() + "/gsm8k/" + split + ".jsonl";
+    std::string path = TestData() + "/gsm8k/" + split + ".jsonl";
     std::ifstream in(path);
     ASSERT_TRUE(in) << "cannot open " << path;
     std::string line;

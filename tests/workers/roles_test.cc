@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include "framework/algo/algo.h"
+#include "tests/support/tiny_policy.h"
 #include "workers/controller/step_metrics.h"
 #include "workers/reward/local_reward.h"
 #include "workers/rollout/local_rollout.h"
@@ -12,28 +13,7 @@
 namespace hone {
 namespace {
 
-Pretrained TinyPolicy(uint64_t seed) {
-  std::vector<std::string> symbols;
-  for (char c : std::string(" +-.0123456789=?\\bdeox{}")) symbols.push_back(std::string(1, c));
-  auto json = MakeCharLevelTokenizerJson(symbols, {"<|endoftext|>"});
-  EXPECT_TRUE(json.ok());
-  Pretrained p;
-  p.tokenizer_json = *json;
-  p.tokenizer = *TokenizerFromJson(*json);
-  ModelConfig c;
-  c.vocab_size = p.tokenizer->VocabSize();
-  c.hidden_size = 32;
-  c.intermediate_size = 64;
-  c.num_hidden_layers = 2;
-  c.num_attention_heads = 4;
-  c.num_key_value_heads = 2;
-  c.head_dim = 8;
-  c.max_position_embeddings = 64;
-  c.eos_token_ids = {0};
-  p.model = InitModel(c, seed);
-  p.stop_token_ids = {0};
-  return p;
-}
+using testing_support::TinyPolicy;
 
 Batch Prompts(const Tokenizer& tokenizer) {
   auto batch = MakePromptBatch(tokenizer, {"1+2=?", "13-4+7=?", "5+5=?"}, {"3", "16", "10"}, 0);

@@ -62,34 +62,55 @@ absl::StatusOr<Batch> DropZeroStdGroups(const Batch& batch, const torch::Tensor&
 }  // namespace
 
 absl::Status RunGrpoTraining(const Config& config) {
-  const auto job_start = Clock::now();
-  const std::string output_dir = config.String("trainer.output_dir");
   if (config.String("model.path").empty()) {
     return absl::InvalidArgumentError("model.path is empty: name the policy's HF model directory");
   }
   HONE_ASSIGN_OR_RETURN(TrainerOptions trainer_options, TrainerOptionsFromConfig(config));
   HONE_ASSIGN_OR_RETURN(data::DataSplits splits, data::LoadSplits(config));
-  if (splits.report.skipped > 0) {
-    std::cerr << "warning: skipped " << splits.report.skipped << " malformed dataset lines\n";
-  }
   HONE_ASSIGN_OR_RETURN(Pretrained policy, LoadPretrained(config.String("model.path")));
-  const std::vector<int64_t> stop_ids = policy.stop_token_ids;
-  HONE_ASSIGN_OR_RETURN(std::unique_ptr<Tokenizer> tokenizer, TokenizerFromJson(policy.tokenizer_json));
+  Pretrained controller_view;
+  controller_view.tokenizer_json = policy.tokenizer_json;
+  controller_view.stop_token_ids = policy.stop_token_ids;
   HONE_ASSIGN_OR_RETURN(std::unique_ptr<LocalRollout> rollout, LocalRollout::Create(policy));
-  const std::vector<std::string> reward_fns = config.StringList("reward.fns");
   HONE_ASSIGN_OR_RETURN(std::unique_ptr<LocalRewardScorer> scorer,
-                        LocalRewardScorer::Create(reward_fns, RewardOptionsFromConfig(config)));
-  HONE_ASSIGN_OR_RETURN(algo::AdvantageFn advantage_fn,
-                        algo::GetAdvantageEstimator(config.String("algorithm.adv_estimator")));
+                        LocalRewardScorer::Create(config.StringList("reward.fns"), RewardOptionsFromConfig(config)));
   HONE_ASSIGN_OR_RETURN(std::unique_ptr<LocalPolicyTrainer> trainer,
                         LocalPolicyTrainer::Create(std::move(policy), trainer_options));
-  HONE_ASSIGN_OR_RETURN(MetricsLog metrics_log,
-                        MetricsLog::Open((std::filesystem::path(output_dir) / "metrics.jsonl").string()));
   std::optional<Validator> validator;  // eval.* settings matter only when validating
   if (config.Int("trainer.val_every") > 0) {
     HONE_ASSIGN_OR_RETURN(Validator created, Validator::Create(config, splits.held_out));
     validator.emplace(std::move(created));
   }
+  GrpoRoles roles;
+  roles.rollout = rollout.get();
+  roles.scorer = scorer.get();
+  roles.trainer = trainer.get();
+  roles.sync_weights = [&](int64_t version) -> absl::StatusOr<Metrics> {
+    HONE_ASSIGN_OR_RETURN(NamedTensors weights, trainer->PolicyWeights());
+    HONE_RETURN_IF_ERROR(rollout->LoadWeights(weights, version));
+    return Metrics{};
+  };
+  if (validator) roles.validate = [&] { return validator->Run(trainer->policy()); };
+  return RunGrpoLoop(config, roles, controller_view, splits);
+}
+
+absl::Status RunGrpoLoop(const Config& config, GrpoRoles& roles, const Pretrained& policy,
+                         const data::DataSplits& splits) {
+  const auto job_start = Clock::now();
+  const std::string output_dir = config.String("trainer.output_dir");
+  if (splits.report.skipped > 0) {
+    std::cerr << "warning: skipped " << splits.report.skipped << " malformed dataset lines\n";
+  }
+  const std::vector<int64_t> stop_ids = policy.stop_token_ids;
+  HONE_ASSIGN_OR_RETURN(std::unique_ptr<Tokenizer> tokenizer, TokenizerFromJson(policy.tokenizer_json));
+  const std::vector<std::string> reward_fns = config.StringList("reward.fns");
+  HONE_ASSIGN_OR_RETURN(algo::AdvantageFn advantage_fn,
+                        algo::GetAdvantageEstimator(config.String("algorithm.adv_estimator")));
+  HONE_ASSIGN_OR_RETURN(MetricsLog metrics_log,
+                        MetricsLog::Open((std::filesystem::path(output_dir) / "metrics.jsonl").string()));
+  RolloutEngine* rollout = roles.rollout;
+  RewardScorer* scorer = roles.scorer;
+  PolicyTrainer* trainer = roles.trainer;
 
   const int64_t total_steps = config.Int("trainer.total_steps");
   const int64_t batch_prompts = config.Int("data.train_batch_size");
@@ -187,15 +208,15 @@ absl::Status RunGrpoTraining(const Config& config) {
 
     // --- weight sync ---
     timer = Clock::now();
-    HONE_ASSIGN_OR_RETURN(NamedTensors weights, trainer->PolicyWeights());
-    HONE_RETURN_IF_ERROR(rollout->LoadWeights(weights, step));
+    HONE_ASSIGN_OR_RETURN(Metrics sync_metrics, roles.sync_weights(step));
+    m.insert(sync_metrics.begin(), sync_metrics.end());
     m["seconds_sync"] = Since(timer);
     m["policy_version"] = static_cast<double>(rollout->policy_version());
 
     // --- validation, checkpoint ---
-    if (val_every > 0 && (step % val_every == 0 || step == total_steps)) {
+    if (roles.validate && val_every > 0 && (step % val_every == 0 || step == total_steps)) {
       timer = Clock::now();
-      HONE_ASSIGN_OR_RETURN(Metrics val, validator->Run(trainer->policy()));
+      HONE_ASSIGN_OR_RETURN(Metrics val, roles.validate());
       m.insert(val.begin(), val.end());
       m["seconds_val"] = Since(timer);
     }

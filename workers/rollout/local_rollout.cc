@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "framework/core/status.h"
 #include "framework/core/torch_status.h"
 
@@ -49,7 +50,11 @@ absl::StatusOr<Batch> LocalRollout::Generate(const Batch& prompts, const Samplin
   for (int64_t g = 0; g < G; ++g) {
     for (int64_t t = 0; t < lengths[g]; ++t) prompt_ids[g].push_back(ids_acc[g][t]);
   }
-  HONE_ASSIGN_OR_RETURN(GenerationResult result, engine_.Generate(prompt_ids, params));
+  // Each group samples from its own random stream, keyed by its group id: the tokens do not
+  // depend on how the prompts are spread over rollout workers.
+  SamplingParams streamed = params;
+  streamed.prompt_streams = prompts.ints("group_id");
+  HONE_ASSIGN_OR_RETURN(GenerationResult result, engine_.Generate(prompt_ids, streamed));
 
   const int64_t N = G * n;
   int64_t T = 1;
@@ -103,7 +108,7 @@ absl::StatusOr<Batch> LocalRollout::Generate(const Batch& prompts, const Samplin
   HONE_RETURN_IF_ERROR(out.SetStrings("prompt", std::move(prompt_text)));
   HONE_RETURN_IF_ERROR(out.SetStrings("ground_truth", std::move(ground_truth)));
   HONE_RETURN_IF_ERROR(out.SetStrings("response", std::move(response)));
-  out.meta["temperature"] = absl::StrCat(params.temperature);
+  out.meta["temperature"] = absl::StrFormat("%.17g", params.temperature);  // exact round trip
   out.meta["policy_version"] = absl::StrCat(version_);
   return out;
 }

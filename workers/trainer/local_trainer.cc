@@ -5,33 +5,70 @@
 #include <filesystem>
 #include <fstream>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "framework/algo/algo.h"
 #include "framework/core/status.h"
 #include "framework/core/torch_status.h"
+#include "workers/trainer/policy_gradient.h"
 
 namespace hone {
 namespace {
 
 namespace fs = std::filesystem;
 
-double MetaDouble(const Batch& batch, const std::string& key, double fallback) {
-  auto it = batch.meta.find(key);
-  return it == batch.meta.end() ? fallback : std::stod(it->second);
-}
-
-// Rows [start, start+rows) of a tensor, trimmed to the first `width` positions.
-torch::Tensor Rows(const torch::Tensor& t, int64_t start, int64_t rows, int64_t width) {
-  auto r = t.narrow(0, start, rows);
-  return r.dim() > 1 ? r.narrow(1, 0, width) : r;
-}
-
-// Longest real sequence among the rows: positions beyond it are padding in every row.
-int64_t UsedWidth(const torch::Tensor& attention_mask, int64_t start, int64_t rows) {
-  return attention_mask.narrow(0, start, rows).to(torch::kInt64).sum(1).max().item<int64_t>();
-}
-
 }  // namespace
+
+absl::StatusOr<bool> NonFiniteStepGuard::Check(double grad_norm) {
+  if (std::isfinite(grad_norm)) {
+    in_a_row_ = 0;
+    return true;
+  }
+  ++skipped_total_;
+  if (++in_a_row_ >= max_in_a_row_) {
+    return absl::AbortedError(absl::StrCat(
+        "the global gradient norm was ", grad_norm, " in ", in_a_row_,
+        " optimizer steps in a row (trainer.max_skipped_updates=", max_in_a_row_,
+        "); the steps were skipped, so the weights are still finite, but the run has diverged: lower optim.lr, "
+        "raise optim.eps or algorithm.norm_eps, or resume from the last checkpoint"));
+  }
+  return false;
+}
+
+void UpdateAccumulator::Add(const MiniBatchSums& sums) {
+  policy_loss_ += sums.policy_loss;
+  kl_ += sums.kl;
+  entropy_ += sums.entropy;
+  clip_ += sums.clip_tokens;
+  dual_clip_ += sums.dual_clip_tokens;
+  approx_kl_ += sums.approx_kl_tokens;
+  tokens_ += sums.tokens;
+  ++mini_batches_;
+}
+
+void UpdateAccumulator::AddStep(double grad_norm) {
+  norm_sum_ += grad_norm;
+  ++steps_;
+}
+
+Metrics UpdateAccumulator::Finish() const {
+  const double batches = std::max<int64_t>(1, mini_batches_), tokens = std::max(1.0, tokens_);
+  return {{"policy_loss", policy_loss_ / batches}, {"kl", kl_ / batches},
+          {"entropy", entropy_ / batches}, {"clip_fraction", clip_ / tokens},
+          {"dual_clip_fraction", dual_clip_ / tokens}, {"approx_kl", approx_kl_ / tokens},
+          {"grad_norm", norm_sum_ / std::max<int64_t>(1, steps_)}};
+}
+
+absl::StatusOr<double> RequireTemperature(const Batch& batch) {
+  auto it = batch.meta.find("temperature");
+  double value = 0;
+  if (it == batch.meta.end() || !absl::SimpleAtod(it->second, &value) || !(value > 0)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "trajectories need meta \"temperature\" (the sampling temperature, > 0) so that the trainer's log-probs "
+        "match the rollout's; got ", it == batch.meta.end() ? "none" : "\"" + it->second + "\""));
+  }
+  return value;
+}
 
 absl::StatusOr<TrainerOptions> TrainerOptionsFromConfig(const Config& c) {
   TrainerOptions o;
@@ -60,6 +97,7 @@ absl::StatusOr<TrainerOptions> TrainerOptionsFromConfig(const Config& c) {
   o.kl_coef = c.Float("algorithm.kl_coef");
   o.kl_estimator = c.String("algorithm.kl_estimator");
   o.entropy_coef = c.Float("algorithm.entropy_coef");
+  o.max_skipped_updates = c.Int("trainer.max_skipped_updates");
   algo::PolicyLossOptions loss;
   loss.clip_ratio_low = o.clip_ratio_low;
   loss.clip_ratio_high = o.clip_ratio_high;
@@ -88,7 +126,7 @@ TokenLogProbs ComputeTokenLogProbs(CausalLM& model, const torch::Tensor& input_i
 }
 
 LocalPolicyTrainer::LocalPolicyTrainer(Pretrained policy, TrainerOptions options)
-    : policy_(std::move(policy)), options_(std::move(options)) {}
+    : policy_(std::move(policy)), options_(std::move(options)), skip_guard_(options_.max_skipped_updates) {}
 
 absl::StatusOr<std::unique_ptr<LocalPolicyTrainer>> LocalPolicyTrainer::Create(Pretrained policy,
                                                                                TrainerOptions options) {
@@ -112,31 +150,34 @@ absl::StatusOr<std::unique_ptr<LocalPolicyTrainer>> LocalPolicyTrainer::Create(P
   return trainer;
 }
 
-double LocalPolicyTrainer::current_lr() const {
-  const double step = static_cast<double>(schedule_steps_);
-  if (options_.warmup_steps > 0 && step < options_.warmup_steps) {
-    return options_.lr * (step + 1) / options_.warmup_steps;
+double ScheduledLearningRate(const TrainerOptions& options, int64_t steps_done) {
+  const double step = static_cast<double>(steps_done);
+  if (options.warmup_steps > 0 && step < options.warmup_steps) {
+    return options.lr * (step + 1) / options.warmup_steps;
   }
-  if (options_.schedule == "cosine") {
-    const double span = std::max<double>(1, options_.total_steps - options_.warmup_steps);
-    const double progress = std::min(1.0, (step - options_.warmup_steps) / span);
-    return options_.lr * 0.5 * (1.0 + std::cos(M_PI * progress));
+  if (options.schedule == "cosine") {
+    const double span = std::max<double>(1, options.total_steps - options.warmup_steps);
+    const double progress = std::min(1.0, (step - options.warmup_steps) / span);
+    return options.lr * 0.5 * (1.0 + std::cos(M_PI * progress));
   }
-  return options_.lr;
+  return options.lr;
 }
 
-double LocalPolicyTrainer::OptimizerStep() {
+double LocalPolicyTrainer::current_lr() const { return ScheduledLearningRate(options_, schedule_steps_); }
+
+absl::StatusOr<double> LocalPolicyTrainer::OptimizerStep() {
   auto params = policy_.model->parameters();
-  double norm = 0;
-  if (options_.grad_clip > 0) {
-    norm = torch::nn::utils::clip_grad_norm_(params, options_.grad_clip);
-  } else {
-    double sq = 0;
-    for (const auto& p : params) {
-      if (p.grad().defined()) sq += p.grad().pow(2).sum().item<double>();
-    }
-    norm = std::sqrt(sq);
+  double sq = 0;
+  for (const auto& p : params) {
+    if (p.grad().defined()) sq += p.grad().to(torch::kFloat64).pow(2).sum().item<double>();
   }
+  const double norm = std::sqrt(sq);
+  HONE_ASSIGN_OR_RETURN(bool step, skip_guard_.Check(norm));
+  if (!step) {
+    optimizer_->zero_grad();
+    return norm;
+  }
+  if (options_.grad_clip > 0) torch::nn::utils::clip_grad_norm_(params, options_.grad_clip);
   for (auto& group : optimizer_->param_groups()) {
     static_cast<torch::optim::AdamWOptions&>(group.options()).lr(current_lr());
   }
@@ -147,8 +188,8 @@ double LocalPolicyTrainer::OptimizerStep() {
 absl::StatusOr<LogProbs> LocalPolicyTrainer::ComputeLogProbs(const Batch& batch) {
   HONE_RETURN_IF_ERROR(batch.Require({"input_ids", "attention_mask"}));
   LogProbs out;
-  HONE_RETURN_IF_ERROR(CatchTorch("computing log-probs", [&] {
-    const double temperature = MetaDouble(batch, "temperature", 1.0);
+  HONE_RETURN_IF_ERROR(CatchTorch("computing log-probs", [&]() -> absl::Status {
+    HONE_ASSIGN_OR_RETURN(const double temperature, RequireTemperature(batch));
     const auto& ids = batch.tensor("input_ids");
     const auto& mask = batch.tensor("attention_mask");
     const int64_t N = ids.size(0), T = ids.size(1), micro = options_.micro_batch_size;
@@ -171,6 +212,7 @@ absl::StatusOr<LogProbs> LocalPolicyTrainer::ComputeLogProbs(const Batch& batch)
         out.ref_logprobs.narrow(0, start, rows).narrow(1, 0, width).copy_(ref.logprobs);
       }
     }
+    return absl::OkStatus();
   }));
   return out;
 }
@@ -180,69 +222,26 @@ absl::StatusOr<Metrics> LocalPolicyTrainer::Update(const Batch& batch) {
                                      "old_logprobs"};
   if (options_.kl_coef > 0) needed.push_back("ref_logprobs");
   HONE_RETURN_IF_ERROR(batch.Require(needed));
+  HONE_RETURN_IF_ERROR(RequireTemperature(batch).status());
   Metrics metrics;
   HONE_RETURN_IF_ERROR(CatchTorch("policy update", [&]() -> absl::Status {
-    const double temperature = MetaDouble(batch, "temperature", 1.0);
-    const auto& ids = batch.tensor("input_ids");
-    const auto& attention = batch.tensor("attention_mask");
-    const int64_t N = ids.size(0);
+    const int64_t N = batch.tensor("input_ids").size(0);
     const int64_t mini = options_.ppo_mini_batch_size > 0 ? std::min(options_.ppo_mini_batch_size, N) : N;
-    algo::PolicyLossOptions loss_options;
-    loss_options.clip_ratio_low = options_.clip_ratio_low;
-    loss_options.clip_ratio_high = options_.clip_ratio_high;
-    loss_options.clip_ratio_c = options_.clip_ratio_c;
-    loss_options.loss_agg_mode = options_.loss_agg_mode;
-    loss_options.norm_length = options_.loss_norm_length;
-    double sum_pg = 0, sum_kl = 0, sum_entropy = 0, sum_clip = 0, sum_dual_clip = 0, sum_approx_kl = 0,
-           sum_norm = 0;
-    int64_t micro_count = 0, optimizer_count = 0;
+    UpdateAccumulator acc;
     for (int64_t epoch = 0; epoch < options_.ppo_epochs; ++epoch) {
       for (int64_t mb_start = 0; mb_start < N; mb_start += mini) {
-        const int64_t mb_rows = std::min(mini, N - mb_start);
+        const int64_t mb_end = std::min(N, mb_start + mini);
         optimizer_->zero_grad();
-        for (int64_t start = mb_start; start < mb_start + mb_rows; start += options_.micro_batch_size) {
-          const int64_t rows = std::min(options_.micro_batch_size, mb_start + mb_rows - start);
-          const int64_t width = UsedWidth(attention, start, rows);
-          auto mask = Rows(batch.tensor("response_mask"), start, rows, width);
-          auto current = ComputeTokenLogProbs(policy_.model, Rows(ids, start, rows, width),
-                                              Rows(attention, start, rows, width), temperature, true);
-          auto pg = algo::ClippedSurrogateLoss(current.logprobs,
-                                               Rows(batch.tensor("old_logprobs"), start, rows, width),
-                                               Rows(batch.tensor("advantages"), start, rows, width), mask,
-                                               loss_options);
-          auto loss = pg.loss;
-          if (options_.kl_coef > 0) {
-            HONE_ASSIGN_OR_RETURN(torch::Tensor kl,
-                                  algo::KlPenalty(current.logprobs,
-                                                  Rows(batch.tensor("ref_logprobs"), start, rows, width),
-                                                  options_.kl_estimator));
-            auto kl_loss = algo::AggregateLoss(kl, mask, options_.loss_agg_mode, options_.loss_norm_length);
-            loss = loss + options_.kl_coef * kl_loss;
-            sum_kl += kl_loss.item<double>();
-          }
-          auto entropy = algo::AggregateLoss(current.entropy, mask, "token_mean");
-          if (options_.entropy_coef > 0) loss = loss - options_.entropy_coef * entropy;
-          (loss * (static_cast<double>(rows) / mb_rows)).backward();
-          sum_pg += pg.loss.item<double>();
-          sum_entropy += entropy.item<double>();
-          sum_clip += pg.clip_fraction;
-          sum_dual_clip += pg.dual_clip_fraction;
-          sum_approx_kl += pg.approx_kl;
-          ++micro_count;
-        }
-        sum_norm += OptimizerStep();
-        ++optimizer_count;
+        // The loss of the whole mini-batch, whatever the micro-batch size.
+        const algo::LossDenominators whole = CountRows(batch.tensor("response_mask"), mb_start, mb_end);
+        acc.Add(AccumulatePolicyGradient(policy_.model, batch, mb_start, mb_end, options_, whole));
+        HONE_ASSIGN_OR_RETURN(double norm, OptimizerStep());
+        acc.AddStep(norm);
       }
     }
-    const double m = std::max<int64_t>(1, micro_count);
-    metrics["policy_loss"] = sum_pg / m;
-    metrics["kl"] = sum_kl / m;
-    metrics["entropy"] = sum_entropy / m;
-    metrics["clip_fraction"] = sum_clip / m;
-    metrics["dual_clip_fraction"] = sum_dual_clip / m;
-    metrics["approx_kl"] = sum_approx_kl / m;
-    metrics["grad_norm"] = sum_norm / std::max<int64_t>(1, optimizer_count);
+    metrics = acc.Finish();
     metrics["learning_rate"] = current_lr();
+    metrics["skipped_updates"] = static_cast<double>(skip_guard_.skipped_total());
     ++schedule_steps_;
     return absl::OkStatus();
   }));
@@ -252,7 +251,7 @@ absl::StatusOr<Metrics> LocalPolicyTrainer::Update(const Batch& batch) {
 absl::StatusOr<Metrics> LocalPolicyTrainer::SftStep(const Batch& batch) {
   HONE_RETURN_IF_ERROR(batch.Require({"input_ids", "attention_mask", "response_mask"}));
   Metrics metrics;
-  HONE_RETURN_IF_ERROR(CatchTorch("SFT step", [&] {
+  HONE_RETURN_IF_ERROR(CatchTorch("SFT step", [&]() -> absl::Status {
     const auto& ids = batch.tensor("input_ids");
     const auto& attention = batch.tensor("attention_mask");
     const auto& response = batch.tensor("response_mask");
@@ -269,11 +268,12 @@ absl::StatusOr<Metrics> LocalPolicyTrainer::SftStep(const Batch& batch) {
       loss.backward();
       nll += loss.item<double>();
     }
-    metrics["grad_norm"] = OptimizerStep();
+    HONE_ASSIGN_OR_RETURN(metrics["grad_norm"], OptimizerStep());
     metrics["sft_loss"] = nll;
     metrics["learning_rate"] = current_lr();
     metrics["tokens"] = tokens;
     ++schedule_steps_;
+    return absl::OkStatus();
   }));
   return metrics;
 }

@@ -31,12 +31,52 @@ struct TrainerOptions {
   double kl_coef = 0.0;
   std::string kl_estimator = "k3";
   double entropy_coef = 0.0;
+  // A non-finite global grad norm skips the optimizer step; this many in a row stop the job.
+  int64_t max_skipped_updates = 3;
   uint64_t seed = 1;
 };
 
 // Error when a value the schema cannot check alone is wrong (optim.betas not two numbers,
 // algorithm.clip_ratio_c between 0 and 1, ...), naming the key.
 absl::StatusOr<TrainerOptions> TrainerOptionsFromConfig(const Config& config);
+
+// Keeps NaN/inf out of the weights: an optimizer step whose global grad norm is not
+// finite is skipped (and counted); `max_in_a_row` skipped steps in a row are an error,
+// because the run has diverged and every further step would be skipped too.
+class NonFiniteStepGuard {
+ public:
+  explicit NonFiniteStepGuard(int64_t max_in_a_row) : max_in_a_row_(max_in_a_row) {}
+  // true: take the step. false: skip it. Error after max_in_a_row skips in a row.
+  absl::StatusOr<bool> Check(double grad_norm);
+  int64_t skipped_total() const { return skipped_total_; }
+
+ private:
+  int64_t max_in_a_row_;
+  int64_t in_a_row_ = 0;
+  int64_t skipped_total_ = 0;
+};
+
+// Sums train metrics over the mini-batches of one Update and turns them into the
+// reported values (policy_loss, kl, entropy, clip_fraction, ..., grad_norm).
+class UpdateAccumulator {
+ public:
+  void Add(const struct MiniBatchSums& sums);
+  void AddStep(double grad_norm);
+  Metrics Finish() const;
+
+ private:
+  double policy_loss_ = 0, kl_ = 0, entropy_ = 0, clip_ = 0, dual_clip_ = 0, approx_kl_ = 0, tokens_ = 0;
+  double norm_sum_ = 0;
+  int64_t mini_batches_ = 0, steps_ = 0;
+};
+
+// The learning rate of the training step after `steps_done` completed ones (warm-up, then
+// constant or cosine). The schedule counts training steps (Update / SftStep calls).
+double ScheduledLearningRate(const TrainerOptions& options, int64_t steps_done);
+
+// The sampling temperature the trajectories were generated with (meta "temperature",
+// written exactly by the rollout); an error when it is missing or not a number > 0.
+absl::StatusOr<double> RequireTemperature(const Batch& batch);
 
 class LocalPolicyTrainer : public PolicyTrainer {
  public:
@@ -60,14 +100,15 @@ class LocalPolicyTrainer : public PolicyTrainer {
  private:
   LocalPolicyTrainer(Pretrained policy, TrainerOptions options);
   // Clips gradients and steps the optimizer at the schedule's current rate; returns the
-  // grad norm.
-  double OptimizerStep();
+  // grad norm. A non-finite norm skips the step (see NonFiniteStepGuard).
+  absl::StatusOr<double> OptimizerStep();
 
   Pretrained policy_;
   CausalLM reference_{nullptr};
   TrainerOptions options_;
   std::unique_ptr<torch::optim::AdamW> optimizer_;
   int64_t schedule_steps_ = 0;  // completed Update / SftStep calls
+  NonFiniteStepGuard skip_guard_;
 };
 
 // Token log-probs of `input_ids` under `model` at `temperature`, aligned to token

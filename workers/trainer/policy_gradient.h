@@ -1,0 +1,40 @@
+// The gradient of one PPO/GRPO mini-batch, shared by the in-process trainer and the
+// FSDP trainer ranks: forward/backward over micro-batches, with every loss term divided
+// by the whole mini-batch's denominators (algo::LossDenominators), so that the gradient
+// is that of the mini-batch whatever trainer.micro_batch_size is and however the rows
+// are spread over trainer ranks (the caller sums the counts over ranks).
+#pragma once
+
+#include <cstdint>
+
+#include "framework/algo/algo.h"
+#include "framework/data/batch.h"
+#include "framework/model/model.h"
+#include "workers/trainer/local_trainer.h"
+
+namespace hone {
+
+// Sums over the micro-batches of one mini-batch. Loss terms are already divided by the
+// mini-batch's denominators, so their sums are the mini-batch's values; the fractions
+// are weighted by counted tokens (divide by `tokens`).
+struct MiniBatchSums {
+  double policy_loss = 0, kl = 0, entropy = 0;
+  double clip_tokens = 0, dual_clip_tokens = 0, approx_kl_tokens = 0, tokens = 0;
+};
+
+// Rows [begin, end) of `batch` (which carries the columns Update needs) form a piece of a
+// mini-batch whose counts are `whole`. Runs forward/backward in micro-batches of
+// options.micro_batch_size rows, accumulating into the parameters' .grad (call zero_grad
+// first). Throws on libtorch errors (callers wrap it in CatchTorch).
+MiniBatchSums AccumulatePolicyGradient(CausalLM& policy, const Batch& batch, int64_t begin, int64_t end,
+                                       const TrainerOptions& options, const algo::LossDenominators& whole);
+
+// Rows [start, start+rows) of a tensor, trimmed to the first `width` positions.
+torch::Tensor Rows(const torch::Tensor& t, int64_t start, int64_t rows, int64_t width);
+// Longest real sequence among the rows: positions beyond it are padding in every row.
+int64_t UsedWidth(const torch::Tensor& attention_mask, int64_t start, int64_t rows);
+
+// Counts of rows [begin, end) of `mask` [N,T].
+algo::LossDenominators CountRows(const torch::Tensor& mask, int64_t begin, int64_t end);
+
+}  // namespace hone

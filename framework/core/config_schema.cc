@@ -64,6 +64,7 @@ ConfigSchema BuildSchema() {
   s.Add(Int("dist.fsdp_bucket_mb", 64, "FSDP: megabytes per flat parameter bucket", 1));
 
   s.Add(Str("model.path", "", "policy model directory in Hugging Face layout (config.json, model.safetensors, tokenizer.json)"));
+  s.Add(Str("model.reference_path", "", "frozen reference policy for the KL term (HF directory); empty: model.path as loaded at the start (trainer.resume keeps the run's original model here)"));
   s.Add(Str("model.init_config", "", "with an empty model.path: config.json to initialise a fresh model from (hone sft)"));
 
   s.Add(Str("data.dataset", "arithmetic", "dataset loader", {"gsm8k", "jsonl", "arithmetic"}));
@@ -117,10 +118,11 @@ ConfigSchema BuildSchema() {
 
   s.Add(Int("trainer.total_steps", 100, "policy steps (GRPO) or optimizer steps (SFT)", 0));
   s.Add(Str("trainer.output_dir", "runs/train", "metrics.jsonl, checkpoints and the final model go here"));
+  s.Add(Str("trainer.resume", "off", "auto: continue from the newest complete checkpoint in trainer.output_dir (appending to metrics.jsonl); off: start fresh", {"off", "auto"}));
   s.Add(Int("trainer.save_every", 0, "checkpoint every N steps; 0 = only at the end", 0));
   s.Add(Int("trainer.val_every", 0, "validate every N steps; 0 = off", 0));
   s.Add(Int("trainer.ppo_epochs", 1, "passes over each step's rollouts", 1));
-  s.Add(Int("trainer.ppo_mini_batch_size", 0, "sequences per optimizer step; 0 = the whole batch", 0));
+  s.Add(Int("trainer.ppo_mini_batch_size", 0, "prompts per optimizer step, as in verl: each mini-batch is that many whole groups (x rollout.n sequences); 0 = the whole batch", 0));
   s.Add(Int("trainer.micro_batch_size", 64, "sequences per forward/backward (gradient accumulation)", 1));
   s.Add(Int("trainer.max_skipped_updates", 3, "stop the job after this many optimizer steps in a row skipped for a non-finite grad norm", 1));
   s.Add(Int("trainer.sft_batch_size", 64, "SFT: sequences per optimizer step", 1));

@@ -260,7 +260,9 @@ class MpiCommunicator : public Communicator {
     using Clock = std::chrono::steady_clock;
     const auto deadline = Clock::now() + std::chrono::duration_cast<Clock::duration>(
                                              std::chrono::duration<double>(timeout_s_));
-    for (int polls = 0;; ++polls) {
+    const auto start = Clock::now();
+    constexpr auto kSpinPhase = std::chrono::seconds(5);
+    for (;;) {
       int done = 0;
       HONE_RETURN_IF_ERROR(Check(MPI_Test(req, &done, MPI_STATUS_IGNORE), op));
       if (done) return absl::OkStatus();
@@ -269,10 +271,14 @@ class MpiCommunicator : public Communicator {
             Where(op), " timed out after ", timeout_s_, " s ", StepText(), " on world rank ",
             world_rank_, ": a peer never joined or is stuck; check the other ranks' logs")));
       }
-      if (polls < 200) {
+      // Data moves only while this thread is inside MPI, so a large message needs
+      // continuous polling: spin (yielding the core) for the first seconds of a wait,
+      // and only then, when a peer is clearly late rather than the data slow, poll every
+      // millisecond to leave the CPU to others.
+      if (Clock::now() - start < kSpinPhase) {
         std::this_thread::yield();
       } else {
-        std::this_thread::sleep_for(std::chrono::microseconds(polls < 2000 ? 20 : 200));
+        std::this_thread::sleep_for(std::chrono::milliseconds(1));
       }
     }
   }

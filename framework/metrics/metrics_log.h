@@ -23,6 +23,11 @@ class MetricsLog {
 
   const std::string& path() const { return path_; }
 
+  // Resuming from the checkpoint of step `step`: drops the lines of later steps (written
+  // after that checkpoint by the run that stopped), so that the resumed run's lines follow
+  // without duplicates. A missing file is fine.
+  static absl::Status DropStepsAfter(const std::string& path, int64_t step);
+
  private:
   MetricsLog(std::string path, std::ofstream out) : path_(std::move(path)), out_(std::move(out)) {}
   std::string path_;

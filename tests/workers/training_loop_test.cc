@@ -74,7 +74,8 @@ TEST(TrainingLoopTest, SftThenGrpoWriteModelsMetricsAndCheckpoints) {
   // The weight sync keeps rollout and trainer on the same weights at every step.
   for (const auto& line : lines) EXPECT_LT(line["rollout_logprob_diff_max"].get<double>(), 1e-3);
   EXPECT_TRUE(fs::exists(root + "/grpo/checkpoints/step_000002/model.safetensors"));
-  EXPECT_TRUE(fs::exists(root + "/grpo/checkpoints/step_000002/optimizer.pt"));
+  EXPECT_TRUE(fs::exists(root + "/grpo/checkpoints/step_000002/optimizer_shard_0_of_1.pt"));
+  EXPECT_TRUE(fs::exists(root + "/grpo/checkpoints/step_000002/trainer_state.json"));
   EXPECT_FALSE(fs::exists(root + "/grpo/checkpoints/step_000002.tmp"));
   EXPECT_TRUE(LoadPretrained(root + "/grpo/final").ok());
   fs::remove_all(root);
@@ -100,6 +101,20 @@ TEST(TrainingLoopTest, InconsistentOptionsFailBeforeAnyWork) {
   status = RunGrpoTraining(*dual);
   ASSERT_FALSE(status.ok());
   EXPECT_THAT(status.message(), ::testing::HasSubstr("clip_ratio_c"));
+}
+
+// Sampling filters would make the rollout sample from another distribution than the one
+// whose log-probs the trainer recomputes: refused before any work, naming both keys.
+TEST(TrainingLoopTest, SamplingFiltersAreRefusedInTraining) {
+  for (const std::string& filter : {"rollout.top_k=5", "rollout.top_p=0.9"}) {
+    auto config = Config::Load(HoneConfigSchema(), "", {"model.path=/nonexistent/model", filter});
+    ASSERT_TRUE(config.ok());
+    data::DataSplits splits;
+    GrpoRoles roles;
+    auto status = RunGrpoLoop(*config, roles, Pretrained{}, splits);
+    ASSERT_FALSE(status.ok()) << filter;
+    EXPECT_THAT(status.message(), ::testing::HasSubstr("rollout.top_k=0 and rollout.top_p=1"));
+  }
 }
 
 }  // namespace

@@ -1,7 +1,14 @@
-// `hone train`: GRPO training (with world size 1, every role in this process).
+// `hone train`: GRPO training. Without mpirun (world size 1) every role runs in this
+// process; under `mpirun -np N` rank 0 is the controller and the other ranks take the
+// roles of placement.* (the same config file works both ways).
+#include <iostream>
+
 #include "framework/core/status.h"
+#include "framework/dist/world.h"
 #include "workers/cli/command.h"
 #include "workers/cli/config_args.h"
+#include "workers/controller/checkpoint.h"
+#include "workers/controller/distributed.h"
 #include "workers/controller/grpo_loop.h"
 
 namespace hone::cli {
@@ -9,12 +16,31 @@ namespace hone::cli {
 CommandAction SetupTrainCommand(CLI::App& sub) {
   auto args = std::make_shared<ConfigArgs>();
   AddConfigArgs(sub, *args);
-  sub.footer("Example: hone train --config configs/arith_tiny_cpu.yaml trainer.total_steps=20");
+  sub.footer(
+      "Examples:\n"
+      "  hone train --config configs/arith_tiny_cpu.yaml trainer.total_steps=20\n"
+      "  mpirun -np 6 hone train --config configs/arith_tiny_cpu.yaml placement.rollout=2 placement.trainer=2\n"
+      "Under mpirun, rank 0 is the controller; then placement.rollout rollout ranks, placement.reward reward\n"
+      "ranks and placement.trainer FSDP trainer ranks, in that order.");
   return [args]() -> absl::Status {
     auto config = ResolveConfig(*args);
     if (absl::IsCancelled(config.status())) return absl::OkStatus();
-    HONE_RETURN_IF_ERROR(config.status());
-    return RunGrpoTraining(*config);
+    // trainer.resume=auto points model.path at the newest complete checkpoint, for every role.
+    absl::Status status = config.status();
+    if (status.ok()) status = PrepareResume(*config).status();
+    if (!dist::LaunchedAsManyRanks()) {
+      HONE_RETURN_IF_ERROR(status);
+      return RunGrpoTraining(*config);
+    }
+    HONE_ASSIGN_OR_RETURN(dist::MpiWorld world, dist::MpiWorld::Init(nullptr, nullptr));
+    if (status.ok()) status = RunDistributedTraining(*config, world);
+    if (!status.ok()) {
+      // Peers may be waiting in a collective or a call: end the whole job now, non-zero.
+      std::cerr << "hone train: error: " << status.message() << std::endl;
+      world.Abort(1);
+    }
+    dist::MpiWorld::Finalize();
+    return absl::OkStatus();
   };
 }
 

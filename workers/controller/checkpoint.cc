@@ -4,6 +4,7 @@
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <regex>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -35,6 +36,50 @@ absl::Status WriteCheckpoint(PolicyTrainer& trainer, const std::string& final_di
   fs::rename(tmp, final_dir, ec);
   if (ec) return absl::InternalError(absl::StrCat("cannot rename ", tmp, " to ", final_dir, ": ", ec.message()));
   return absl::OkStatus();
+}
+
+absl::StatusOr<std::optional<ResumePoint>> PrepareResume(Config& config) {
+  HONE_ASSIGN_OR_RETURN(std::optional<ResumePoint> point, FindResumePoint(config));
+  if (point) {
+    // The KL term's reference stays the model the run started from, not the checkpoint.
+    if (config.String("model.reference_path").empty()) {
+      HONE_RETURN_IF_ERROR(config.Set("model.reference_path", config.String("model.path"), "trainer.resume=auto"));
+    }
+    HONE_RETURN_IF_ERROR(config.Set("model.path", point->dir, "trainer.resume=auto"));
+  }
+  return point;
+}
+
+absl::StatusOr<std::optional<ResumePoint>> FindResumePoint(const Config& config) {
+  if (config.String("trainer.resume") != "auto") return std::optional<ResumePoint>();
+  const fs::path root = fs::path(config.String("trainer.output_dir")) / "checkpoints";
+  std::error_code ec;
+  std::optional<ResumePoint> best;
+  if (!fs::is_directory(root, ec)) return best;
+  const std::regex name("step_([0-9]+)");
+  for (const auto& entry : fs::directory_iterator(root, ec)) {
+    std::smatch match;
+    const std::string file = entry.path().filename().string();
+    if (!entry.is_directory() || !std::regex_match(file, match, name)) continue;
+    if (!fs::exists(entry.path() / "state.json")) continue;
+    const int64_t step = std::stoll(match[1].str());
+    if (best && best->step() >= step) continue;
+    std::ifstream in(entry.path() / "state.json");
+    auto json = nlohmann::json::parse(in, nullptr, /*allow_exceptions=*/false);
+    if (json.is_discarded() || !json.is_object() || !json.contains("step")) {
+      return absl::DataLossError(absl::StrCat((entry.path() / "state.json").string(),
+                                              " is not valid JSON with a step: delete that checkpoint or set "
+                                              "trainer.resume=off"));
+    }
+    ResumePoint point;
+    point.dir = entry.path().string();
+    for (const auto& [key, value] : json.items()) {
+      if (value.is_number_integer()) point.state[key] = value.get<int64_t>();
+    }
+    best = point;
+  }
+  if (ec) return absl::InternalError(absl::StrCat("cannot list ", root.string(), ": ", ec.message()));
+  return best;
 }
 
 }  // namespace hone

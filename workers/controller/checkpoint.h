@@ -7,7 +7,10 @@
 
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <string>
+
+#include "framework/core/config.h"
 
 #include "absl/status/statusor.h"
 #include "workers/roles/roles.h"
@@ -19,5 +22,20 @@ std::string CheckpointDir(const std::string& output_dir, int64_t step);
 // Writes the trainer's checkpoint plus `state` (as state.json) atomically to `final_dir`.
 absl::Status WriteCheckpoint(PolicyTrainer& trainer, const std::string& final_dir,
                              const std::map<std::string, int64_t>& state);
+
+// A checkpoint to continue from (trainer.resume=auto).
+struct ResumePoint {
+  std::string dir;
+  std::map<std::string, int64_t> state;  // state.json: step, loader_epoch, loader_position, ...
+  int64_t step() const { return state.at("step"); }
+};
+
+// With trainer.resume=auto: the newest complete checkpoint under
+// <trainer.output_dir>/checkpoints (a step_N directory holding state.json; *.tmp
+// directories are unfinished and ignored), with model.path set to it so that every role
+// loads the checkpoint's weights. nullopt when resume is off or there is no checkpoint yet.
+absl::StatusOr<std::optional<ResumePoint>> PrepareResume(Config& config);
+// The same search without changing the config (every rank of a job finds the same one).
+absl::StatusOr<std::optional<ResumePoint>> FindResumePoint(const Config& config);
 
 }  // namespace hone

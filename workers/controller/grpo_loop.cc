@@ -97,6 +97,14 @@ absl::Status RunGrpoTraining(const Config& config) {
 absl::Status RunGrpoLoop(const Config& config, GrpoRoles& roles, const Pretrained& policy,
                          const data::DataSplits& splits) {
   const auto job_start = Clock::now();
+  // The trainer recomputes log-probs of the unfiltered distribution; with a top-k/top-p
+  // filter the rollout samples from another one, and the importance ratio is biased.
+  if (config.Int("rollout.top_k") > 0 || config.Float("rollout.top_p") < 1.0) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "hone train needs rollout.top_k=0 and rollout.top_p=1 (got ", config.Int("rollout.top_k"), " and ",
+        config.Float("rollout.top_p"), "): the trainer's log-probs are those of the unfiltered distribution, so "
+        "sampling from a filtered one would bias the PPO ratio. Filters stay available in hone eval and hone generate"));
+  }
   const std::string output_dir = config.String("trainer.output_dir");
   if (splits.report.skipped > 0) {
     std::cerr << "warning: skipped " << splits.report.skipped << " malformed dataset lines\n";
@@ -106,8 +114,13 @@ absl::Status RunGrpoLoop(const Config& config, GrpoRoles& roles, const Pretraine
   const std::vector<std::string> reward_fns = config.StringList("reward.fns");
   HONE_ASSIGN_OR_RETURN(algo::AdvantageFn advantage_fn,
                         algo::GetAdvantageEstimator(config.String("algorithm.adv_estimator")));
-  HONE_ASSIGN_OR_RETURN(MetricsLog metrics_log,
-                        MetricsLog::Open((std::filesystem::path(output_dir) / "metrics.jsonl").string()));
+  // trainer.resume=auto: the roles were built from the checkpoint's model (PrepareResume
+  // set model.path); here the optimizer, the schedule, the data position and the policy
+  // version continue, and metrics.jsonl is appended to.
+  HONE_ASSIGN_OR_RETURN(std::optional<ResumePoint> resume, FindResumePoint(config));
+  const std::string metrics_path = (std::filesystem::path(output_dir) / "metrics.jsonl").string();
+  if (resume) HONE_RETURN_IF_ERROR(MetricsLog::DropStepsAfter(metrics_path, resume->step()));
+  HONE_ASSIGN_OR_RETURN(MetricsLog metrics_log, MetricsLog::Open(metrics_path, /*append=*/resume.has_value()));
   RolloutEngine* rollout = roles.rollout;
   RewardScorer* scorer = roles.scorer;
   PolicyTrainer* trainer = roles.trainer;
@@ -120,11 +133,25 @@ absl::Status RunGrpoLoop(const Config& config, GrpoRoles& roles, const Pretraine
   const uint64_t seed = static_cast<uint64_t>(config.Int("seed"));
   algo::AdvantageOptions advantage_options{config.Float("algorithm.norm_eps")};
   data::DataLoader loader(splits.train, seed);
+  int64_t first_step = 1;
+  if (resume) {
+    if (config.String("model.path") != resume->dir) {
+      return absl::FailedPreconditionError(absl::StrCat("resuming from ", resume->dir, " but the policy was loaded from ",
+                                                        config.String("model.path")));
+    }
+    HONE_RETURN_IF_ERROR(Annotate(loader.Restore({resume->state["loader_epoch"], resume->state["loader_position"]}),
+                                  absl::StrCat("resuming from ", resume->dir)));
+    HONE_RETURN_IF_ERROR(trainer->LoadCheckpoint(resume->dir));
+    // The rollout holds the checkpoint's weights too; the sync sets its version.
+    HONE_RETURN_IF_ERROR(roles.sync_weights(resume->step()).status());
+    first_step = resume->step() + 1;
+    std::cerr << absl::StrFormat("resuming from %s (step %d)\n", resume->dir, resume->step());
+  }
   std::cerr << absl::StrFormat("GRPO: %d training / %d held-out prompts, %d steps of %d prompts x %d samples\n",
                                splits.train.size(), splits.held_out.size(), total_steps, batch_prompts,
                                config.Int("rollout.n"));
 
-  for (int64_t step = 1; step <= total_steps; ++step) {
+  for (int64_t step = first_step; step <= total_steps; ++step) {
     const auto step_start = Clock::now();
     Metrics m;
 

@@ -73,9 +73,13 @@ class PolicyTrainer {
   virtual absl::StatusOr<Metrics> Update(const Batch& trajectories) = 0;
   // The policy's full weights by HF name, for the weight sync to rollout workers.
   virtual absl::StatusOr<NamedTensors> PolicyWeights() = 0;
-  // Writes the policy in HF layout (config.json, model.safetensors, tokenizer.json) and the
-  // optimizer state under `dir`.
+  // Writes the policy in HF layout (config.json, model.safetensors, tokenizer.json), the
+  // optimizer state (placement-independent slices) and the schedule's position under `dir`.
   virtual absl::Status SaveCheckpoint(const std::string& dir) = 0;
+  // Restores the optimizer state and the schedule's position from a checkpoint written by
+  // SaveCheckpoint under any placement. The weights are the checkpoint's model, loaded
+  // when the trainer was created (trainer.resume sets model.path to the checkpoint).
+  virtual absl::Status LoadCheckpoint(const std::string& dir) = 0;
 };
 
 }  // namespace hone

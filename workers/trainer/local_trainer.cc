@@ -10,6 +10,7 @@
 #include "framework/algo/algo.h"
 #include "framework/core/status.h"
 #include "framework/core/torch_status.h"
+#include "workers/trainer/optimizer_slices.h"
 #include "workers/trainer/policy_gradient.h"
 
 namespace hone {
@@ -87,7 +88,9 @@ absl::StatusOr<TrainerOptions> TrainerOptionsFromConfig(const Config& c) {
   o.total_steps = std::max<int64_t>(1, c.Int("trainer.total_steps"));
   o.grad_clip = c.Float("optim.grad_clip");
   o.ppo_epochs = c.Int("trainer.ppo_epochs");
-  o.ppo_mini_batch_size = c.Int("trainer.ppo_mini_batch_size");
+  // The config counts prompts, as verl does; the trainer cuts rows (group-major, so a
+  // mini-batch of whole groups).
+  o.ppo_mini_batch_size = c.Int("trainer.ppo_mini_batch_size") * c.Int("rollout.n");
   o.micro_batch_size = c.Int("trainer.micro_batch_size");
   o.clip_ratio_low = c.Float("algorithm.clip_ratio_low");
   o.clip_ratio_high = c.Float("algorithm.clip_ratio_high");
@@ -98,6 +101,7 @@ absl::StatusOr<TrainerOptions> TrainerOptionsFromConfig(const Config& c) {
   o.kl_estimator = c.String("algorithm.kl_estimator");
   o.entropy_coef = c.Float("algorithm.entropy_coef");
   o.max_skipped_updates = c.Int("trainer.max_skipped_updates");
+  o.reference_path = c.String("model.reference_path");
   algo::PolicyLossOptions loss;
   loss.clip_ratio_low = o.clip_ratio_low;
   loss.clip_ratio_high = o.clip_ratio_high;
@@ -128,19 +132,42 @@ TokenLogProbs ComputeTokenLogProbs(CausalLM& model, const torch::Tensor& input_i
 LocalPolicyTrainer::LocalPolicyTrainer(Pretrained policy, TrainerOptions options)
     : policy_(std::move(policy)), options_(std::move(options)), skip_guard_(options_.max_skipped_updates) {}
 
+absl::StatusOr<CausalLM> MakeReferencePolicy(CausalLM& policy, const std::string& reference_path) {
+  CausalLM reference{nullptr};
+  HONE_RETURN_IF_ERROR(CatchTorch("creating the reference policy", [&]() -> absl::Status {
+    reference = CausalLM(policy->config());
+    torch::NoGradGuard no_grad;
+    auto ref_params = reference->named_parameters();
+    if (reference_path.empty()) {
+      for (const auto& item : policy->named_parameters()) ref_params[item.key()].copy_(item.value());
+    } else {
+      HONE_ASSIGN_OR_RETURN(Pretrained loaded, LoadPretrained(reference_path));
+      auto loaded_params = loaded.model->named_parameters();
+      for (const auto& item : policy->named_parameters()) {
+        const torch::Tensor* source = loaded_params.find(item.key());
+        if (source == nullptr || source->sizes() != item.value().sizes()) {
+          return absl::InvalidArgumentError(absl::StrCat(
+              "the reference policy in ", reference_path, " does not match the policy's shape at ", item.key(),
+              ": model.reference_path must name the model the run started from"));
+        }
+        ref_params[item.key()].copy_(*source);
+      }
+    }
+    for (auto& p : reference->parameters()) p.set_requires_grad(false);
+    return absl::OkStatus();
+  }));
+  return reference;
+}
+
 absl::StatusOr<std::unique_ptr<LocalPolicyTrainer>> LocalPolicyTrainer::Create(Pretrained policy,
                                                                                TrainerOptions options) {
   std::unique_ptr<LocalPolicyTrainer> trainer(new LocalPolicyTrainer(std::move(policy), options));
+  if (options.kl_coef > 0) {
+    HONE_ASSIGN_OR_RETURN(trainer->reference_, MakeReferencePolicy(trainer->policy_.model, options.reference_path));
+  }
   HONE_RETURN_IF_ERROR(CatchTorch("creating the trainer", [&] {
     CausalLM& model = trainer->policy_.model;
     model->train();
-    if (options.kl_coef > 0) {
-      trainer->reference_ = CausalLM(model->config());
-      torch::NoGradGuard no_grad;
-      auto ref_params = trainer->reference_->named_parameters();
-      for (const auto& item : model->named_parameters()) ref_params[item.key()].copy_(item.value());
-      for (auto& p : trainer->reference_->parameters()) p.set_requires_grad(false);
-    }
     torch::optim::AdamWOptions adam(options.lr);
     adam.betas(std::make_tuple(options.beta1, options.beta2));
     adam.eps(options.eps);
@@ -293,8 +320,24 @@ absl::Status LocalPolicyTrainer::SaveCheckpoint(const std::string& dir) {
     out << policy_.tokenizer_json;
     if (!out) return absl::InternalError(absl::StrCat("cannot write tokenizer.json into ", dir));
   }
-  return CatchTorch(absl::StrCat("saving optimizer state to ", dir),
-                    [&] { torch::save(*optimizer_, (fs::path(dir) / "optimizer.pt").string()); });
+  // One slice covering every parameter: the format FSDP ranks write too, so that either
+  // placement resumes from the other's checkpoint.
+  OptimizerSlice slice;
+  HONE_RETURN_IF_ERROR(CatchTorch("collecting the optimizer state", [&] {
+    slice = AdamWToSlice(*optimizer_, policy_.model->parameters());
+  }));
+  HONE_RETURN_IF_ERROR(WriteOptimizerSlice((fs::path(dir) / OptimizerSliceFileName(0, 1)).string(), slice));
+  return WriteTrainerState(dir, schedule_steps_, skip_guard_.skipped_total());
+}
+
+absl::Status LocalPolicyTrainer::LoadCheckpoint(const std::string& dir) {
+  HONE_ASSIGN_OR_RETURN(std::vector<OptimizerSlice> slices, ReadOptimizerSlices(dir));
+  HONE_RETURN_IF_ERROR(Annotate(AdamWFromSlices(*optimizer_, policy_.model->parameters(), slices),
+                                absl::StrCat("resuming from ", dir)));
+  HONE_ASSIGN_OR_RETURN(TrainerState state, ReadTrainerState(dir));
+  schedule_steps_ = state.schedule_steps;
+  skip_guard_.RestoreSkippedTotal(state.skipped_updates);
+  return absl::OkStatus();
 }
 
 }  // namespace hone

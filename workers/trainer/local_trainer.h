@@ -22,7 +22,7 @@ struct TrainerOptions {
   double grad_clip = 1.0;  // 0 = off
   // trainer.*
   int64_t ppo_epochs = 1;
-  int64_t ppo_mini_batch_size = 0;  // sequences per optimizer step; 0 = the whole batch
+  int64_t ppo_mini_batch_size = 0;  // sequences per optimizer step (config: prompts x rollout.n); 0 = all
   int64_t micro_batch_size = 64;    // sequences per forward/backward
   // algorithm.*
   double clip_ratio_low = 0.2, clip_ratio_high = 0.2, clip_ratio_c = 0.0;
@@ -33,6 +33,9 @@ struct TrainerOptions {
   double entropy_coef = 0.0;
   // A non-finite global grad norm skips the optimizer step; this many in a row stop the job.
   int64_t max_skipped_updates = 3;
+  // The frozen reference policy (with kl_coef > 0): an HF model directory, or empty for a
+  // copy of the policy as it is at creation. A resumed run names the model it started from.
+  std::string reference_path;
   uint64_t seed = 1;
 };
 
@@ -49,6 +52,7 @@ class NonFiniteStepGuard {
   // true: take the step. false: skip it. Error after max_in_a_row skips in a row.
   absl::StatusOr<bool> Check(double grad_norm);
   int64_t skipped_total() const { return skipped_total_; }
+  void RestoreSkippedTotal(int64_t total) { skipped_total_ = total; }
 
  private:
   int64_t max_in_a_row_;
@@ -70,6 +74,10 @@ class UpdateAccumulator {
   int64_t mini_batches_ = 0, steps_ = 0;
 };
 
+// The frozen reference policy for the KL term: `reference_path`'s weights (checked to
+// have the policy's shapes), or a copy of `policy` when the path is empty.
+absl::StatusOr<CausalLM> MakeReferencePolicy(CausalLM& policy, const std::string& reference_path);
+
 // The learning rate of the training step after `steps_done` completed ones (warm-up, then
 // constant or cosine). The schedule counts training steps (Update / SftStep calls).
 double ScheduledLearningRate(const TrainerOptions& options, int64_t steps_done);
@@ -88,6 +96,7 @@ class LocalPolicyTrainer : public PolicyTrainer {
   absl::StatusOr<Metrics> Update(const Batch& trajectories) override;
   absl::StatusOr<NamedTensors> PolicyWeights() override;
   absl::Status SaveCheckpoint(const std::string& dir) override;
+  absl::Status LoadCheckpoint(const std::string& dir) override;
 
   // Supervised step: mean negative log-likelihood of the tokens where response_mask is 1
   // (needs input_ids, attention_mask, response_mask). One optimizer step.

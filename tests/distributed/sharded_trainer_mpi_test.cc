@@ -1,0 +1,152 @@
+// FSDP trainer ranks against the single-process trainer, and the weight broadcast to
+// rollout ranks, under mpirun. World ranks 0..W-1 are trainer ranks; with 3 ranks, ranks
+// 1..2 are also the receivers of a weight sync sent by rank 0.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include "framework/dist/communicator.h"
+#include "framework/dist/weight_sync.h"
+#include "tests/dist/mpi_test_util.h"
+#include "tests/support/tiny_policy.h"
+#include "workers/rollout/local_rollout.h"
+#include "workers/trainer/local_trainer.h"
+#include "workers/trainer/remote_trainer.h"
+#include "workers/trainer/sharded_trainer.h"
+
+namespace hone {
+namespace {
+
+using dist::mpitest::AllRanks;
+using dist::mpitest::WorldRank;
+using dist::mpitest::WorldSize;
+using testing_support::TinyPolicy;
+
+constexpr uint64_t kSeed = 21;
+
+// 12 trajectories of different lengths, one fully masked, advantages and old log-probs
+// a little off the policy. Identical on every rank (seeded).
+Batch Trajectories() {
+  Pretrained policy = TinyPolicy(kSeed);
+  auto rollout = *LocalRollout::Create(policy);
+  SamplingParams s;
+  s.n = 4;
+  s.max_new_tokens = 12;
+  s.stop_token_ids = {0};
+  s.seed = 5;
+  auto prompts = *MakePromptBatch(*policy.tokenizer, {"1+2=?", "13-4+7=?", "5+5=?"}, {"3", "16", "10"}, 0);
+  Batch batch = *rollout->Generate(prompts, s);
+  auto mask = batch.tensor("response_mask").clone();
+  mask[5].zero_();
+  EXPECT_TRUE(batch.SetTensor("response_mask", mask).ok());
+  torch::manual_seed(8);
+  const int64_t N = batch.size(), T = mask.size(1);
+  EXPECT_TRUE(batch.SetTensor("advantages", torch::randn({N, 1}) * mask).ok());
+  EXPECT_TRUE(batch.SetTensor("old_logprobs", (batch.tensor("rollout_logprobs") + 0.2 * torch::randn({N, T})) * mask).ok());
+  EXPECT_TRUE(batch.SetTensor("ref_logprobs", batch.tensor("rollout_logprobs") * 0.95).ok());
+  return batch;
+}
+
+TrainerOptions Options(int64_t mini) {
+  TrainerOptions o;
+  // An update about linear in the gradient (see trainer_update_test.cc): float32
+  // reduction-order noise stays noise instead of flipping Adam's sign-like first step.
+  o.lr = 0.5;
+  o.eps = 1.0;
+  o.grad_clip = 0.05;  // small enough to clip: the global norm must be right
+  o.kl_coef = 0.1;
+  o.ppo_mini_batch_size = mini;
+  o.micro_batch_size = 2;
+  return o;
+}
+
+// This rank's share of an Update, cut as RemoteTrainer cuts it.
+Batch ShareOf(const Batch& batch, int64_t mini, int rank, int ranks) {
+  const int64_t N = batch.size();
+  const int64_t m = mini > 0 ? std::min(mini, N) : N;
+  std::vector<int64_t> rows;
+  std::string counts;
+  for (int64_t begin = 0; begin < N; begin += m) {
+    const int64_t n = std::min(N, begin + m) - begin;
+    int64_t start = begin;
+    for (int r = 0; r < ranks; ++r) {
+      const int64_t size = n / ranks + (r < n % ranks ? 1 : 0);
+      if (r == rank) {
+        for (int64_t i = start; i < start + size; ++i) rows.push_back(i);
+        counts += (counts.empty() ? "" : ",") + std::to_string(size);
+      }
+      start += size;
+    }
+  }
+  Batch share = *batch.Select(rows);
+  share.meta[kMiniBatchRowsKey] = counts;
+  return share;
+}
+
+// W trainer ranks make the update of one: parameters after two Updates (two mini-batches
+// each, clipping, KL) equal the single-process trainer's to 1e-6.
+TEST(ShardedTrainer, MatchesSingleProcessTrainer) {
+  const int W = WorldSize(), rank = WorldRank();
+  auto comm = dist::CreateMpiCommunicator(AllRanks(), "trainer", 60);
+  ASSERT_TRUE(comm.ok()) << comm.status();
+  const Batch batch = Trajectories();
+  for (int64_t mini : {0, 6}) {
+    auto sharded = ShardedPolicyTrainer::Create(TinyPolicy(kSeed), Options(mini), comm->get(), dist::FsdpOptions{4096});
+    ASSERT_TRUE(sharded.ok()) << sharded.status();
+    auto local = *LocalPolicyTrainer::Create(TinyPolicy(kSeed), Options(mini));
+    for (int step = 0; step < 2; ++step) {
+      auto lp = (*sharded)->ComputeLogProbs(ShareOf(batch, 0, rank, W));  // a plain row split works too
+      ASSERT_TRUE(lp.ok()) << lp.status();
+      auto sharded_metrics = (*sharded)->Update(ShareOf(batch, mini, rank, W));
+      ASSERT_TRUE(sharded_metrics.ok()) << sharded_metrics.status();
+      auto local_metrics = local->Update(batch);
+      ASSERT_TRUE(local_metrics.ok());
+      EXPECT_NEAR((*sharded_metrics)["policy_loss"], (*local_metrics)["policy_loss"], 1e-6);
+      EXPECT_NEAR((*sharded_metrics)["grad_norm"], (*local_metrics)["grad_norm"], 1e-5);
+      EXPECT_NEAR((*sharded_metrics)["kl"], (*local_metrics)["kl"], 1e-6);
+    }
+    auto full = (*sharded)->FullWeights();
+    ASSERT_TRUE(full.ok()) << full.status();
+    auto expected = local->policy().model->named_parameters();
+    double diff = 0;
+    for (const auto& [name, tensor] : *full) diff = std::max(diff, (tensor - expected[name]).abs().max().item<double>());
+    EXPECT_LT(diff, 1e-6) << "ppo_mini_batch_size " << mini << " on " << W << " ranks";
+  }
+}
+
+// Every receiver holds the sender's weights bit for bit after BroadcastWeights, with
+// buckets smaller than some tensors, and the checksums agree.
+TEST(WeightSync, ReceiversHoldTheSendersWeightsExactly) {
+  auto comm = dist::CreateMpiCommunicator(AllRanks(), "weight_sync", 60);
+  ASSERT_TRUE(comm.ok()) << comm.status();
+  Pretrained sender = TinyPolicy(kSeed);
+  Pretrained mine = TinyPolicy(WorldRank() == 0 ? kSeed : kSeed + 100 + WorldRank());
+  dist::NamedWeights weights;
+  for (const auto& item : mine.model->named_parameters()) weights.emplace_back(item.key(), item.value().detach().clone());
+  auto stats = dist::BroadcastWeights(**comm, 0, weights, /*bucket_bytes=*/3000);
+  ASSERT_TRUE(stats.ok()) << stats.status();
+  auto expected = sender.model->named_parameters();
+  for (const auto& [name, tensor] : weights) EXPECT_TRUE(torch::equal(tensor, expected[name])) << name;
+  auto checksums = torch::tensor({static_cast<int64_t>(stats->checksum)}, torch::kInt64);
+  auto all = torch::zeros({WorldSize()}, torch::kInt64);
+  ASSERT_TRUE((*comm)->AllGather(checksums, all).ok());
+  for (int r = 1; r < WorldSize(); ++r) EXPECT_EQ(all[r].item<int64_t>(), all[0].item<int64_t>());
+  EXPECT_GT(stats->bytes, 0);
+}
+
+TEST(WeightSync, ChecksumSeesOneFlippedBit) {
+  auto t = torch::randn({1000});
+  const uint64_t before = dist::TensorChecksum(t);
+  auto bits = t.view(torch::kInt32);
+  bits[417] = bits[417].item<int32_t>() ^ (1 << 3);
+  EXPECT_NE(dist::TensorChecksum(t), before);
+}
+
+}  // namespace
+}  // namespace hone
+
+int main(int argc, char** argv) {
+  if (int rc = hone::dist::mpitest::InitMpiAndGTest(&argc, &argv)) return rc;
+  const int rc = RUN_ALL_TESTS();
+  MPI_Finalize();
+  return rc;
+}

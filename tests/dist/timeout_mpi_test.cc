@@ -30,7 +30,8 @@ TEST(MpiTimeoutTest, PeerThatNeverJoinsIsReportedWithinTheTimeout) {
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   EXPECT_EQ(status.code(), absl::StatusCode::kDeadlineExceeded) << status;
   EXPECT_GE(seconds, 2.0);
-  EXPECT_LT(seconds, 3.0);
+  // Only catches a wait that never ends; a loaded machine may be slow to notice.
+  EXPECT_LT(seconds, 30.0);
   const std::string message(status.message());
   std::fprintf(stderr, "[rank 0] the error, as a log would show it: %s\n", message.c_str());
   EXPECT_THAT(message, HasSubstr("allreduce"));
@@ -43,7 +44,8 @@ TEST(MpiTimeoutTest, PeerThatNeverJoinsIsReportedWithinTheTimeout) {
   // The communicator is now unusable: the next call fails at once with the same error.
   const auto again = std::chrono::steady_clock::now();
   const absl::Status second = g_comm->Barrier();
-  EXPECT_LT(std::chrono::duration<double>(std::chrono::steady_clock::now() - again).count(), 0.1);
+  EXPECT_LT(std::chrono::duration<double>(std::chrono::steady_clock::now() - again).count(), 1.9)
+      << "a second wait for the dead peer instead of failing fast";
   EXPECT_EQ(second.code(), absl::StatusCode::kDeadlineExceeded);
   EXPECT_THAT(std::string(second.message()), HasSubstr("unusable"));
   EXPECT_THAT(std::string(second.message()), HasSubstr("allreduce"));

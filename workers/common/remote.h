@@ -15,6 +15,7 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <vector>
@@ -23,6 +24,8 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "framework/data/batch.h"
+#include "framework/rpc/rpc.h"
+#include "proto/hone.pb.h"
 
 namespace hone {
 
@@ -68,6 +71,21 @@ std::vector<Batch> SplitByGroups(const Batch& batch, int parts, int64_t group_si
 // long the controller waited (`timeout_s`) and what that usually means.
 absl::Status CallError(const grpc::Status& status, const WorkerEndpoint& w, absl::string_view call,
                        double timeout_s);
+
+// Shutdown(reason) to every worker of a role at once, with the short Health deadline.
+// Stub is any service stub with a Shutdown call (all three have one).
+template <typename Stub>
+absl::Status ShutdownWorkers(const std::vector<WorkerEndpoint>& workers, const std::vector<std::unique_ptr<Stub>>& stubs,
+                             const RpcOptions& options, const std::string& reason) {
+  return FanOut(static_cast<int>(workers.size()), [&](int i) -> absl::Status {
+    proto::ShutdownRequest request;
+    request.set_reason(reason);
+    proto::ShutdownResponse response;
+    auto context = rpc::MakeClientContext(options.token, options.health_timeout_s);
+    grpc::Status status = stubs[i]->Shutdown(context.get(), request, &response);
+    return status.ok() ? absl::OkStatus() : CallError(status, workers[i], "Shutdown", options.health_timeout_s);
+  });
+}
 
 // ---- gRPC overhead ----
 //

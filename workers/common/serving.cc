@@ -2,6 +2,8 @@
 
 #include <grpcpp/server_context.h>
 
+#include "framework/rpc/rpc.h"
+
 #include <exception>
 
 #include "absl/strings/str_format.h"
@@ -72,6 +74,28 @@ MainThreadQueue::State MainThreadQueue::state() const {
   s.call = current_;
   if (s.busy) s.busy_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started_).count();
   return s;
+}
+
+grpc::Status AnswerHealth(const grpc::ServerContext& context, const WorkerIdentity& id, const MainThreadQueue& queue,
+                          proto::HealthResponse* response) {
+  grpc::Status auth = rpc::CheckToken(context, id.token);
+  if (!auth.ok()) return auth;
+  const MainThreadQueue::State state = queue.state();
+  response->set_role(id.role);
+  response->set_rank(id.rank);
+  response->set_host(id.host);
+  response->set_busy(state.busy);
+  response->set_current_call(state.call);
+  response->set_busy_seconds(state.busy_seconds);
+  return grpc::Status::OK;
+}
+
+grpc::Status AnswerShutdown(const grpc::ServerContext& context, const WorkerIdentity& id, MainThreadQueue& queue,
+                            const proto::ShutdownRequest& request) {
+  grpc::Status auth = rpc::CheckToken(context, id.token);
+  if (!auth.ok()) return auth;
+  queue.Stop(request.reason().empty() ? "the controller asked to shut down" : request.reason());
+  return grpc::Status::OK;
 }
 
 }  // namespace hone

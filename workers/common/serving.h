@@ -16,7 +16,10 @@
 #include <mutex>
 #include <string>
 
+#include <grpcpp/support/status.h>
+
 #include "absl/status/status.h"
+#include "proto/hone.pb.h"
 
 namespace grpc {
 class ServerContext;
@@ -53,6 +56,17 @@ class ScopedWorkTimer {
 // Reports `seconds` of work in the call's trailing metadata (kWorkSecondsMetadataKey).
 // Call it before the handler returns, on success and on error alike.
 void AttachWorkSeconds(grpc::ServerContext* context, double seconds);
+
+struct WorkerIdentity;
+class MainThreadQueue;
+
+// The Health and Shutdown handlers every service shares. Health answers from the handler
+// thread with the worker's identity and its queue's state (never queuing: that is how a
+// busy worker is told from a hung one); Shutdown stops the queue. Both check the token first.
+grpc::Status AnswerHealth(const grpc::ServerContext& context, const WorkerIdentity& id, const MainThreadQueue& queue,
+                          proto::HealthResponse* response);
+grpc::Status AnswerShutdown(const grpc::ServerContext& context, const WorkerIdentity& id, MainThreadQueue& queue,
+                            const proto::ShutdownRequest& request);
 
 struct WorkerIdentity {
   std::string role;  // "rollout", "reward", "trainer"

@@ -28,25 +28,13 @@ grpc::Status RewardServiceImpl::Score(grpc::ServerContext* context, const proto:
 }
 
 grpc::Status RewardServiceImpl::Health(grpc::ServerContext* context, const proto::HealthRequest*,
-                                       proto::HealthResponse* response) {
-  grpc::Status auth = rpc::CheckToken(*context, id_.token);
-  if (!auth.ok()) return auth;
-  const MainThreadQueue::State state = queue_->state();
-  response->set_role(id_.role);
-  response->set_rank(id_.rank);
-  response->set_host(id_.host);
-  response->set_busy(state.busy);
-  response->set_current_call(state.call);
-  response->set_busy_seconds(state.busy_seconds);
-  return grpc::Status::OK;
+                                proto::HealthResponse* response) {
+  return AnswerHealth(*context, id_, *queue_, response);
 }
 
 grpc::Status RewardServiceImpl::Shutdown(grpc::ServerContext* context, const proto::ShutdownRequest* request,
-                                         proto::ShutdownResponse*) {
-  grpc::Status auth = rpc::CheckToken(*context, id_.token);
-  if (!auth.ok()) return auth;
-  queue_->Stop(request->reason().empty() ? "the controller asked to shut down" : request->reason());
-  return grpc::Status::OK;
+                                proto::ShutdownResponse*) {
+  return AnswerShutdown(*context, id_, *queue_, *request);
 }
 
 }  // namespace hone

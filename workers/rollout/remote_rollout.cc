@@ -107,14 +107,7 @@ absl::StatusOr<std::vector<proto::SyncWeightsResponse>> RemoteRollout::SyncWeigh
 }
 
 absl::Status RemoteRollout::Shutdown(const std::string& reason) {
-  return FanOut(static_cast<int>(workers_.size()), [&](int i) -> absl::Status {
-    proto::ShutdownRequest request;
-    request.set_reason(reason);
-    proto::ShutdownResponse response;
-    auto context = rpc::MakeClientContext(options_.token, options_.health_timeout_s);
-    grpc::Status status = stubs_[i]->Shutdown(context.get(), request, &response);
-    return status.ok() ? absl::OkStatus() : CallError(status, workers_[i], "Shutdown", options_.health_timeout_s);
-  });
+  return ShutdownWorkers(workers_, stubs_, options_, reason);
 }
 
 }  // namespace hone

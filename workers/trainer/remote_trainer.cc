@@ -126,7 +126,8 @@ absl::StatusOr<NamedTensors> RemoteTrainer::PolicyWeights() {
       "never through the controller");
 }
 
-absl::Status RemoteTrainer::SaveCheckpoint(const std::string& dir) {
+absl::Status RemoteTrainer::CheckpointCall(const std::string& dir, bool save) {
+  const char* call = save ? "SaveCheckpoint" : "LoadCheckpoint";
   std::vector<double> rpc_seconds(workers_.size(), 0);
   HONE_RETURN_IF_ERROR(FanOut(static_cast<int>(workers_.size()), [&](int i) -> absl::Status {
     const auto start = std::chrono::steady_clock::now();
@@ -134,8 +135,9 @@ absl::Status RemoteTrainer::SaveCheckpoint(const std::string& dir) {
     request.set_dir(dir);
     proto::CheckpointResponse response;
     auto context = rpc::MakeClientContext(options_.token, options_.timeout_s);
-    HONE_RETURN_IF_ERROR(rpc::FromGrpc(stubs_[i]->SaveCheckpoint(context.get(), request, &response),
-                                       absl::StrCat(Describe(workers_[i]), ": SaveCheckpoint")));
+    grpc::Status status = save ? stubs_[i]->SaveCheckpoint(context.get(), request, &response)
+                               : stubs_[i]->LoadCheckpoint(context.get(), request, &response);
+    HONE_RETURN_IF_ERROR(rpc::FromGrpc(status, absl::StrCat(Describe(workers_[i]), ": ", call)));
     rpc_seconds[i] = RpcSecondsOfCall(start, *context);
     return absl::OkStatus();
   }));
@@ -143,22 +145,9 @@ absl::Status RemoteTrainer::SaveCheckpoint(const std::string& dir) {
   return absl::OkStatus();
 }
 
-absl::Status RemoteTrainer::LoadCheckpoint(const std::string& dir) {
-  std::vector<double> rpc_seconds(workers_.size(), 0);
-  HONE_RETURN_IF_ERROR(FanOut(static_cast<int>(workers_.size()), [&](int i) -> absl::Status {
-    const auto start = std::chrono::steady_clock::now();
-    proto::CheckpointRequest request;
-    request.set_dir(dir);
-    proto::CheckpointResponse response;
-    auto context = rpc::MakeClientContext(options_.token, options_.timeout_s);
-    HONE_RETURN_IF_ERROR(rpc::FromGrpc(stubs_[i]->LoadCheckpoint(context.get(), request, &response),
-                                       absl::StrCat(Describe(workers_[i]), ": LoadCheckpoint")));
-    rpc_seconds[i] = RpcSecondsOfCall(start, *context);
-    return absl::OkStatus();
-  }));
-  rpc_seconds_.AddFanOut(rpc_seconds);
-  return absl::OkStatus();
-}
+absl::Status RemoteTrainer::SaveCheckpoint(const std::string& dir) { return CheckpointCall(dir, /*save=*/true); }
+
+absl::Status RemoteTrainer::LoadCheckpoint(const std::string& dir) { return CheckpointCall(dir, /*save=*/false); }
 
 absl::StatusOr<std::vector<proto::SyncWeightsResponse>> RemoteTrainer::SyncWeights(int64_t version) {
   std::vector<proto::SyncWeightsResponse> answers(workers_.size());
@@ -178,14 +167,7 @@ absl::StatusOr<std::vector<proto::SyncWeightsResponse>> RemoteTrainer::SyncWeigh
 }
 
 absl::Status RemoteTrainer::Shutdown(const std::string& reason) {
-  return FanOut(static_cast<int>(workers_.size()), [&](int i) {
-    proto::ShutdownRequest request;
-    request.set_reason(reason);
-    proto::ShutdownResponse response;
-    auto context = rpc::MakeClientContext(options_.token, options_.health_timeout_s);
-    return rpc::FromGrpc(stubs_[i]->Shutdown(context.get(), request, &response),
-                         absl::StrCat(Describe(workers_[i]), ": Shutdown"));
-  });
+  return ShutdownWorkers(workers_, stubs_, options_, reason);
 }
 
 }  // namespace hone

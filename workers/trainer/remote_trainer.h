@@ -35,6 +35,9 @@ class RemoteTrainer : public PolicyTrainer {
   double TakeRpcSeconds() { return rpc_seconds_.Take(); }
 
  private:
+  // SaveCheckpoint or LoadCheckpoint(dir) on every trainer rank at once.
+  absl::Status CheckpointCall(const std::string& dir, bool save);
+
   std::vector<WorkerEndpoint> workers_;
   RpcOptions options_;
   int64_t ppo_mini_batch_size_;

@@ -106,23 +106,13 @@ grpc::Status TrainerServiceImpl::SyncWeights(grpc::ServerContext* context, const
 }
 
 grpc::Status TrainerServiceImpl::Health(grpc::ServerContext* context, const proto::HealthRequest*,
-                                        proto::HealthResponse* response) {
-  if (grpc::Status auth = rpc::CheckToken(*context, id_.token); !auth.ok()) return auth;
-  const MainThreadQueue::State state = queue_->state();
-  response->set_role(id_.role);
-  response->set_rank(id_.rank);
-  response->set_host(id_.host);
-  response->set_busy(state.busy);
-  response->set_current_call(state.call);
-  response->set_busy_seconds(state.busy_seconds);
-  return grpc::Status::OK;
+                                 proto::HealthResponse* response) {
+  return AnswerHealth(*context, id_, *queue_, response);
 }
 
 grpc::Status TrainerServiceImpl::Shutdown(grpc::ServerContext* context, const proto::ShutdownRequest* request,
-                                          proto::ShutdownResponse*) {
-  if (grpc::Status auth = rpc::CheckToken(*context, id_.token); !auth.ok()) return auth;
-  queue_->Stop(request->reason());
-  return grpc::Status::OK;
+                                 proto::ShutdownResponse*) {
+  return AnswerShutdown(*context, id_, *queue_, *request);
 }
 
 }  // namespace hone

@@ -1,5 +1,6 @@
 // The GRPO algorithm library: advantage estimators, group statistics, loss aggregation,
-// the clipped policy loss, KL-to-reference estimators, entropy / log-probs from logits and
+// the policy losses (clipped surrogate, GSPO), the rollout correction (truncated / masked
+// importance sampling), KL-to-reference estimators, entropy / log-probs from logits and
 // the unbiased Pass@k estimator. Pure tensor functions, no state, no I/O (verl's
 // core_algos.py in C++).
 //
@@ -159,6 +160,10 @@ struct PolicyLossOptions {
   std::string loss_agg_mode = "token_mean";  // see ValidateLossAggMode
   int64_t norm_length = 0;                   // for seq_mean_token_sum_norm; 0 = T
   LossDenominators whole;                    // the mini-batch's counts when split
+  // [B,T] (no grad) or undefined: multiplies each token's loss before aggregation, the
+  // denominators unchanged. The rollout correction's weights (RolloutCorrection below);
+  // undefined = every weight 1. The metrics (clip fractions, approx_kl) ignore it.
+  torch::Tensor token_weights;
 };
 
 // OK when every field is within the ranges documented above.
@@ -183,17 +188,74 @@ using PolicyLossFn = PolicyLossOutput (*)(const torch::Tensor& logp,
 //   rho = exp(clamp(logp - old_logp, -20, 20))
 //   pg1 = -A * rho;  pg2 = -A * clamp(rho, 1 - low, 1 + high);  clipped = max(pg1, pg2)
 //   loss = (c > 1 and A < 0) ? min(clipped, -A * c) : clipped
-// then aggregated with options.loss_agg_mode. clip_fraction counts pg2 > pg1;
-// dual_clip_fraction counts A < 0 and clipped > -A * c (0 when c is off).
-// REQUIRES: ValidatePolicyLossOptions(options).ok(); all four tensors [B,T] of one shape.
+// then multiplied by options.token_weights (when defined) and aggregated with
+// options.loss_agg_mode. clip_fraction counts pg2 > pg1; dual_clip_fraction counts A < 0
+// and clipped > -A * c (0 when c is off).
+// REQUIRES: ValidatePolicyLossOptions(options).ok(); all four tensors (and token_weights
+// when defined) [B,T] of one shape.
 PolicyLossOutput ClippedSurrogateLoss(const torch::Tensor& logp, const torch::Tensor& old_logp,
                                       const torch::Tensor& advantages,
                                       const torch::Tensor& mask,
                                       const PolicyLossOptions& options);
 
-// The policy loss registered under `name` ("vanilla"); InvalidArgument otherwise.
+// "gspo" (Group Sequence Policy Optimization, arXiv 2507.18071; verl's
+// compute_policy_loss_gspo, the GSPO-token form): one importance ratio per sequence, the
+// geometric mean of its token ratios over the counted tokens,
+//   s_i = exp( sum_t mask * (logp - old_logp) / max(1, sum_t mask) ),
+// applied to every token as s_it = exp(min(10, sg[log s_i] + logp_t - sg[logp_t])): its
+// value is s_i (so the clip acts per sequence), its gradient s_i * grad logp_t. Then
+//   pg1 = -A * s_it;  pg2 = -A * clamp(s_it, 1 - low, 1 + high);  loss = max(pg1, pg2)
+// per token, times options.token_weights, aggregated with options.loss_agg_mode (verl
+// always uses seq_mean_token_mean here; Hone honours the mode). With an advantage constant
+// over each sequence, the gradient equals that of the sequence-level GSPO objective. No
+// dual clip. clip_fraction counts the counted tokens with pg2 > pg1 (i.e. of clipped
+// sequences); approx_kl as for "vanilla"; dual_clip_fraction is 0.
+// REQUIRES: as for ClippedSurrogateLoss, and options.clip_ratio_c == 0.
+PolicyLossOutput GspoLoss(const torch::Tensor& logp, const torch::Tensor& old_logp,
+                          const torch::Tensor& advantages, const torch::Tensor& mask,
+                          const PolicyLossOptions& options);
+
+// The policy loss registered under `name`; InvalidArgument listing the names otherwise.
 absl::StatusOr<PolicyLossFn> GetPolicyLoss(const std::string& name);
+// Registered names: vanilla, gspo.
 std::vector<std::string> PolicyLossNames();
+
+// ============================================================================
+// Rollout correction: the mismatch between the rollout and the trainer
+// ============================================================================
+// The rollout samples with its own engine (log-probs rollout_logp); the trainer recomputes
+// old_logp before the update. Importance sampling reweights each token's policy loss by
+// w = pi_old / pi_rollout (verl's rollout_corr: rollout_is / rollout_rs; TIS as in slime's
+// --use-tis), detached:
+//   token modes: l_t = old_logp_t - rollout_logp_t,             w_t = exp(clamp(l_t, -20, 20))
+//   seq modes:   L_i = sum_t mask * (old_logp - rollout_logp),  w_it = exp(clamp(L_i, -20, 20))
+//   tis_*: weight min(w, C)              (truncated importance sampling)
+//   mis_*: weight w if w <= C, else 0    (masked importance sampling; only an upper bound)
+// with C = threshold. Weights are 0 where the mask is 0; "off" gives weight 1 on every
+// counted token.
+
+struct RolloutCorrectionOutput {
+  torch::Tensor weights;  // [B,T], no grad, old_logp's dtype; 0 where the mask is 0
+  // Sums over this piece (sums of pieces are the sums of the whole). A unit is a counted
+  // token (off, *_token) or a sequence with >= 1 counted token (*_seq).
+  double units = 0;
+  double weight_sum = 0;   // sum over units of the untruncated w
+  double exceeded = 0;     // units with w > C: truncated (tis_*) or masked (mis_*)
+  double sequences = 0;    // rows with >= 1 counted token
+  double seq_kl_sum = 0;   // sum over those rows of sum_t mask * (rollout_logp - old_logp)
+};
+
+// OK when `mode` is a registered name and C is finite and >= 1 (a smaller C would
+// down-weight or drop even tokens that the trainer and the rollout agree on).
+absl::Status ValidateRolloutCorrection(const std::string& mode, double threshold);
+// old_logp [B,T], rollout_logp [B,T], mask [B,T] -> the weights and metric sums.
+// REQUIRES: ValidateRolloutCorrection(mode, threshold).ok(); the three [B,T] of one shape.
+RolloutCorrectionOutput RolloutCorrection(const torch::Tensor& old_logp,
+                                          const torch::Tensor& rollout_logp,
+                                          const torch::Tensor& mask, const std::string& mode,
+                                          double threshold);
+// Registered modes: off, tis_token, tis_seq, mis_token, mis_seq.
+std::vector<std::string> RolloutCorrectionModes();
 
 // ============================================================================
 // KL to the reference policy, per token

@@ -1,4 +1,5 @@
-// Loss aggregation, the clipped policy loss and the per-token KL estimators.
+// Loss aggregation, the policy losses (clipped surrogate, GSPO) and the per-token KL
+// estimators.
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
@@ -25,6 +26,26 @@ double MaskedMeanItem(const torch::Tensor& values, const torch::Tensor& counted)
   if (n == 0) return 0.0;
   return values.to(torch::kFloat64).masked_select(counted).sum().item<double>() /
          static_cast<double>(n);
+}
+
+// The shape checks shared by the policy losses.
+void CheckPolicyLossInputs(const char* name, const torch::Tensor& logp, const torch::Tensor& old_logp,
+                           const torch::Tensor& advantages, const torch::Tensor& mask,
+                           const PolicyLossOptions& options) {
+  absl::Status valid = ValidatePolicyLossOptions(options);
+  TORCH_CHECK(valid.ok(), name, ": ", std::string(valid.message()));
+  TORCH_CHECK(logp.dim() == 2 && old_logp.sizes() == logp.sizes() &&
+                  advantages.sizes() == logp.sizes() && mask.sizes() == logp.sizes(),
+              name, ": logp, old_logp, advantages, mask must be [B,T] of one shape, got ",
+              logp.sizes(), ", ", old_logp.sizes(), ", ", advantages.sizes(), ", ", mask.sizes());
+  TORCH_CHECK(!options.token_weights.defined() || options.token_weights.sizes() == logp.sizes(),
+              name, ": token_weights must be [B,T] like logp, got ", options.token_weights.sizes());
+}
+
+// The per-token losses times options.token_weights (detached), when given.
+torch::Tensor Weighted(const torch::Tensor& losses, const PolicyLossOptions& options) {
+  if (!options.token_weights.defined()) return losses;
+  return losses * options.token_weights.detach().to(losses.scalar_type());
 }
 
 }  // namespace
@@ -100,13 +121,7 @@ PolicyLossOutput ClippedSurrogateLoss(const torch::Tensor& logp, const torch::Te
                                       const torch::Tensor& advantages,
                                       const torch::Tensor& mask,
                                       const PolicyLossOptions& options) {
-  absl::Status valid = ValidatePolicyLossOptions(options);
-  TORCH_CHECK(valid.ok(), "ClippedSurrogateLoss: ", std::string(valid.message()));
-  TORCH_CHECK(logp.dim() == 2 && old_logp.sizes() == logp.sizes() &&
-                  advantages.sizes() == logp.sizes() && mask.sizes() == logp.sizes(),
-              "ClippedSurrogateLoss: logp, old_logp, advantages, mask must be [B,T] of one "
-              "shape, got ", logp.sizes(), ", ", old_logp.sizes(), ", ", advantages.sizes(),
-              ", ", mask.sizes());
+  CheckPolicyLossInputs("ClippedSurrogateLoss", logp, old_logp, advantages, mask, options);
 
   // [B,T] each.
   torch::Tensor log_ratio = (logp - old_logp).clamp(-20.0, 20.0);
@@ -124,7 +139,8 @@ PolicyLossOutput ClippedSurrogateLoss(const torch::Tensor& logp, const torch::Te
   }
 
   PolicyLossOutput out;
-  out.loss = AggregateLoss(losses, mask, options.loss_agg_mode, options.norm_length, options.whole);
+  out.loss = AggregateLoss(Weighted(losses, options), mask, options.loss_agg_mode,
+                           options.norm_length, options.whole);
 
   torch::NoGradGuard no_grad;
   torch::Tensor counted = Counted(mask);
@@ -132,6 +148,37 @@ PolicyLossOutput ClippedSurrogateLoss(const torch::Tensor& logp, const torch::Te
   if (dual_clip) {
     out.dual_clip_fraction = MaskedMeanItem((advantages < 0).logical_and(clipped > pg3), counted);
   }
+  out.approx_kl = MaskedMeanItem(old_logp - logp, counted);
+  return out;
+}
+
+PolicyLossOutput GspoLoss(const torch::Tensor& logp, const torch::Tensor& old_logp,
+                          const torch::Tensor& advantages, const torch::Tensor& mask,
+                          const PolicyLossOptions& options) {
+  CheckPolicyLossInputs("GspoLoss", logp, old_logp, advantages, mask, options);
+  TORCH_CHECK(options.clip_ratio_c == 0.0,
+              "GspoLoss: the dual clip (clip_ratio_c) is not defined for gspo; set it to 0, got ",
+              options.clip_ratio_c);
+  torch::Tensor counted = Counted(mask);
+  const torch::Tensor zero = torch::zeros({}, logp.options());
+  // [B]: the mean log-ratio over each sequence's counted tokens, log s_i.
+  torch::Tensor lengths = counted.sum(-1).clamp_min(1).to(logp.scalar_type());
+  torch::Tensor seq_log_ratio = torch::where(counted, logp - old_logp, zero).sum(-1) / lengths;
+  // [B,T]: value s_i, gradient s_i * d logp_t (sg = detach).
+  torch::Tensor log_ratio =
+      (logp - logp.detach() + seq_log_ratio.detach().unsqueeze(-1)).clamp_max(10.0);
+  torch::Tensor ratio = log_ratio.exp();
+  torch::Tensor pg1 = -advantages * ratio;
+  torch::Tensor pg2 =
+      -advantages * ratio.clamp(1.0 - options.clip_ratio_low, 1.0 + options.clip_ratio_high);
+  torch::Tensor losses = torch::maximum(pg1, pg2);
+
+  PolicyLossOutput out;
+  out.loss = AggregateLoss(Weighted(losses, options), mask, options.loss_agg_mode,
+                           options.norm_length, options.whole);
+
+  torch::NoGradGuard no_grad;
+  out.clip_fraction = MaskedMeanItem(pg2 > pg1, counted);
   out.approx_kl = MaskedMeanItem(old_logp - logp, counted);
   return out;
 }

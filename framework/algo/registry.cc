@@ -33,6 +33,7 @@ const Entry<LossAggFn> kLossAggModes[] = {
 
 const Entry<PolicyLossFn> kPolicyLosses[] = {
     {"vanilla", &ClippedSurrogateLoss},
+    {"gspo", &GspoLoss},
 };
 
 const Entry<KlFn> kKlEstimators[] = {

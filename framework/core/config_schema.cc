@@ -99,6 +99,9 @@ ConfigSchema BuildSchema() {
   s.Add(FloatAbove("algorithm.norm_eps", 1e-6, "epsilon added to the group std (> 0: an all-equal group would divide 0 by 0)", 0.0));
   s.Add(Float("algorithm.kl_coef", 0.0, "KL-to-reference loss coefficient; 0 keeps no reference model", 0.0));
   s.Add(Str("algorithm.kl_estimator", "k3", "KL estimator", {"k1", "k2", "k3"}));
+  s.Add(Str("algorithm.policy_loss", "vanilla", "policy loss: vanilla (PPO clip per token) or gspo (one geometric-mean ratio per sequence, clipped per sequence; wants tiny clip ratios and clip_ratio_c = 0)", {"vanilla", "gspo"}));
+  s.Add(Str("algorithm.rollout_correction", "off", "rollout/trainer mismatch correction: weight each token's policy loss by pi_old/pi_rollout per token or per sequence, truncated at rollout_is_threshold (tis_*) or zeroed beyond it (mis_*)", {"off", "tis_token", "tis_seq", "mis_token", "mis_seq"}));
+  s.Add(Float("algorithm.rollout_is_threshold", 2.0, "rollout correction: the importance weight's upper bound C (>= 1); tis_* truncate weights at C, mis_* drop tokens/sequences whose weight exceeds C", 1.0));
   s.Add(Float("algorithm.clip_ratio_low", 0.2, "PPO clip: lower bound 1 - eps_low", 0.0, 1.0));
   s.Add(Float("algorithm.clip_ratio_high", 0.2, "PPO clip: upper bound 1 + eps_high (> low: clip-higher)", 0.0));
   s.Add(Float("algorithm.clip_ratio_c", 0.0, "dual clip constant for negative advantages (> 1); 0 = off", 0.0));

@@ -85,8 +85,12 @@ absl::Status ValidateRequest(const CausalLM& model,
 }  // namespace
 
 absl::StatusOr<GenerationResult> GenerationEngine::Generate(
-    const std::vector<std::vector<int64_t>>& prompts, const SamplingParams& params) {
-  HONE_RETURN_IF_ERROR(ValidateRequest(model_, prompts, params));
+    const std::vector<std::vector<int64_t>>& prompts, const SamplingParams& requested) {
+  HONE_RETURN_IF_ERROR(ValidateRequest(model_, prompts, requested));
+  // Sample only ids the tokenizer can decode: the request's limit and the model's own.
+  SamplingParams params = requested;
+  const int64_t usable = model_->config().UsableVocabSize();
+  params.vocab_limit = params.vocab_limit > 0 ? std::min(params.vocab_limit, usable) : usable;
   GenerationResult result;
   absl::Status status = CatchTorch("generation", [&] {
     c10::InferenceMode inference;

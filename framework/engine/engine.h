@@ -33,6 +33,13 @@ struct SamplingParams {
   // index in the call.
   std::vector<int64_t> prompt_streams;
   bool return_logits = false;  // keep every step's raw logits (tests, debugging)
+  // Ids at or above this are never sampled: their logits count as -inf before the
+  // temperature, top-k, top-p and the reported log-prob, so the log-probs are those of the
+  // distribution over [0, vocab_limit). The rollout passes its tokenizer's size, since
+  // real checkpoints pad the embedding past the tokenizer (Qwen2.5: 151936 rows, 151665
+  // ids). 0 = no limit here; Generate also applies the model's
+  // config().UsableVocabSize(), whichever is smaller.
+  int64_t vocab_limit = 0;
 };
 
 enum class FinishReason { kStop, kLength };
@@ -60,7 +67,8 @@ uint64_t SequenceStream(uint64_t seed, int64_t prompt_stream, int64_t sample);
 // function of its arguments (SplitMix64 finaliser over the pair).
 double StreamUniform(uint64_t stream, int64_t step);
 
-// Picks next tokens from logits [N,V] (float32): the sampling chain. Row i draws
+// Picks next tokens from logits [N,V] (float32): the sampling chain, over ids
+// [0, params.vocab_limit) when that is in (0, V), else all V. Row i draws
 // StreamUniform(streams[i], step) and takes the token where the cumulative probability
 // (float64) passes it. Returns tokens [N] (int64) and their log-probabilities [N] as
 // documented above. REQUIRES streams.size() == N.

@@ -42,14 +42,19 @@ double StreamUniform(uint64_t stream, int64_t step) {
   return static_cast<double>(Mix(stream ^ Mix(static_cast<uint64_t>(step))) >> 11) * 0x1.0p-53;
 }
 
-SampledTokens SampleNextTokens(const torch::Tensor& logits, const SamplingParams& params,
+SampledTokens SampleNextTokens(const torch::Tensor& all_logits, const SamplingParams& params,
                                const std::vector<uint64_t>& streams, int64_t step) {
+  // Ids past the limit get probability 0: the same as setting their logits to -inf, done
+  // by leaving them out (they are a suffix, so the kept ids keep their numbers).
+  const int64_t limit = params.vocab_limit;
+  const torch::Tensor logits =
+      limit > 0 && limit < all_logits.size(-1) ? all_logits.narrow(-1, 0, limit) : all_logits;
   if (params.temperature <= 0.0) {
     auto tokens = logits.argmax(-1);
     auto logprobs = torch::log_softmax(logits, -1).gather(-1, tokens.unsqueeze(-1)).squeeze(-1);
     return {tokens, logprobs};
   }
-  auto scaled = logits / params.temperature;
+  auto scaled = params.temperature == 1.0 ? logits : logits / params.temperature;
   auto filtered = KeepTopP(KeepTopK(scaled, params.top_k), params.top_p);
   auto probs = torch::softmax(filtered, -1);
   const int64_t N = probs.size(0), V = probs.size(-1);

@@ -226,14 +226,17 @@ torch::Tensor CausalLMImpl::Embed(const torch::Tensor& ids) {
   return model_->embed_tokens->forward(ids);
 }
 
-torch::Tensor CausalLMImpl::Logits(const torch::Tensor& hidden) {
-  auto normed = model_->norm->forward(hidden);
-  auto weight = lm_head_.is_empty() ? model_->embed_tokens->weight : lm_head_->weight;
-  return Upcast(torch::matmul(normed, weight.t()));
+torch::Tensor CausalLMImpl::OutputWeight() {
+  return lm_head_.is_empty() ? model_->embed_tokens->weight : lm_head_->weight;
 }
 
-torch::Tensor CausalLMImpl::Forward(const torch::Tensor& ids, const torch::Tensor& positions,
-                                    const torch::Tensor& key_valid) {
+torch::Tensor CausalLMImpl::Logits(const torch::Tensor& hidden) {
+  auto normed = model_->norm->forward(hidden);
+  return Upcast(torch::matmul(normed, OutputWeight().t()));
+}
+
+torch::Tensor CausalLMImpl::FinalHidden(const torch::Tensor& ids, const torch::Tensor& positions,
+                                        const torch::Tensor& key_valid) {
   auto h = Embed(ids);
   auto [cos, sin] = rotary_->Lookup(positions, h.scalar_type());
   for (int64_t i = 0; i < config_.num_hidden_layers; ++i) {
@@ -241,7 +244,12 @@ torch::Tensor CausalLMImpl::Forward(const torch::Tensor& ids, const torch::Tenso
     auto qkv = block.ProjectQkv(h, cos, sin);
     h = block.Finish(h, CausalAttention(qkv.q, qkv.k, qkv.v, key_valid));
   }
-  return Logits(h);
+  return model_->norm->forward(h);
+}
+
+torch::Tensor CausalLMImpl::Forward(const torch::Tensor& ids, const torch::Tensor& positions,
+                                    const torch::Tensor& key_valid) {
+  return Upcast(torch::matmul(FinalHidden(ids, positions, key_valid), OutputWeight().t()));
 }
 
 torch::Tensor CausalLMImpl::Forward(const torch::Tensor& ids) {

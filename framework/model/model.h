@@ -121,11 +121,23 @@ class CausalLMImpl : public torch::nn::Module {
   // Convenience: right-padded or unpadded batch, positions 0..T-1, all keys valid.
   torch::Tensor Forward(const torch::Tensor& ids);
 
+  // The final hidden states [B,T,C] (after the final norm, in the model's dtype): what
+  // the LM head multiplies. Forward(...) == Upcast(FinalHidden(...) @ OutputWeight()^T).
+  // Lets a caller project only the positions it needs, in chunks (the trainer's
+  // log-probs, workers/trainer/token_logprobs.h), instead of holding [B,T,V] logits.
+  torch::Tensor FinalHidden(const torch::Tensor& ids, const torch::Tensor& positions,
+                            const torch::Tensor& key_valid);
+  // The LM head's weight [V,C]: lm_head.weight, or the token embedding when
+  // tie_word_embeddings (the same tensor, so gradients reach the embedding).
+  torch::Tensor OutputWeight();
+
   torch::Tensor Embed(const torch::Tensor& ids);         // [B,T] -> [B,T,C]
   torch::Tensor Logits(const torch::Tensor& hidden);     // final norm + lm_head
   DecoderLayerImpl& layer(int64_t i);
   const RotaryTable& rotary() const { return *rotary_; }
   const ModelConfig& config() const { return config_; }
+  // Sets config().tokenizer_vocab_size: ids at or above it are never sampled or scored.
+  void set_tokenizer_vocab_size(int64_t size) { config_.tokenizer_vocab_size = size; }
 
  private:
   ModelConfig config_;

@@ -42,8 +42,19 @@ struct ModelConfig {
   std::optional<int64_t> bos_token_id;
   std::vector<int64_t> eos_token_ids;
   std::string torch_dtype = "float32";
+  // Not part of config.json: how many leading ids the tokenizer can decode, when the
+  // embedding is padded past it (Qwen2.5's config says 151936 rows, its tokenizer has
+  // 151665 ids). Sampling and the trainer's log-probs give ids at or above it probability
+  // 0, so a padded row is never sampled. 0 = all vocab_size ids. LoadPretrained sets it
+  // from the tokenizer; a copy of the config (the reference policy, the rollout's model)
+  // carries it along.
+  int64_t tokenizer_vocab_size = 0;
 
   int64_t NumParameters() const;
+  // The ids that may be sampled and scored: [0, UsableVocabSize()).
+  int64_t UsableVocabSize() const {
+    return tokenizer_vocab_size > 0 && tokenizer_vocab_size < vocab_size ? tokenizer_vocab_size : vocab_size;
+  }
 };
 
 // Parses config.json text; `source` names the file in errors. Rejects missing or

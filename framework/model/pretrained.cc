@@ -44,6 +44,7 @@ absl::StatusOr<Pretrained> LoadPretrained(const std::string& dir, torch::Dtype d
         "tokenizer in ", dir, " has ", out.tokenizer->VocabSize(),
         " tokens but the model's vocab_size is ", out.model->config().vocab_size));
   }
+  out.model->set_tokenizer_vocab_size(out.tokenizer->VocabSize());
   return out;
 }
 

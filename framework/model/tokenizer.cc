@@ -200,13 +200,10 @@ class PipelineTokenizer : public Tokenizer {
   absl::StatusOr<std::string> Decode(absl::Span<const int64_t> ids) const override {
     std::vector<std::string> tokens;
     tokens.reserve(ids.size());
-    for (size_t i = 0; i < ids.size(); ++i) {
-      const std::string* token = Spelling(ids[i]);
-      if (token == nullptr) {
-        return absl::OutOfRangeError(absl::StrCat("token id ", ids[i], " (at position ", i,
-                                                  ") is not in the vocabulary of ", vocab_size_));
-      }
-      tokens.push_back(*token);
+    for (int64_t id : ids) {
+      // An id without a spelling (a padded embedding row past the tokenizer, a hole in
+      // the vocabulary) decodes to nothing, as Hugging Face `tokenizers` skips it.
+      if (const std::string* token = Spelling(id)) tokens.push_back(*token);
     }
     // Without a decoder Hugging Face joins tokens with spaces.
     if (decoder_ == nullptr) return absl::StrJoin(tokens, " ");

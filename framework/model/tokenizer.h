@@ -48,8 +48,10 @@ class Tokenizer {
   // filter them with IsSpecialToken first to drop them). Byte-level BPE decodes each token
   // to its raw bytes, so a slice of ids that cuts a multi-byte character yields invalid
   // UTF-8 here, where Hugging Face would substitute U+FFFD; concatenating the decodes of
-  // consecutive slices gives the same bytes as decoding the whole. Returns OutOfRange
-  // naming the first id that is not in the vocabulary.
+  // consecutive slices gives the same bytes as decoding the whole. An id that is not in
+  // the vocabulary (negative, >= VocabSize(), e.g. a padded embedding row a model may
+  // sample, or a hole) decodes to nothing, as in Hugging Face `tokenizers`: decoding is
+  // never an error for unknown ids.
   virtual absl::StatusOr<std::string> Decode(absl::Span<const int64_t> ids) const = 0;
 
   // Number of ids, counting added tokens: one more than the largest id. (A model's

@@ -46,8 +46,10 @@ Batch Trajectories() {
   return batch;
 }
 
-TrainerOptions Options(int64_t mini) {
+TrainerOptions Options(int64_t mini, const std::string& correction = "off") {
   TrainerOptions o;
+  o.rollout_correction = correction;
+  o.rollout_is_threshold = 1.5;
   // An update about linear in the gradient (see trainer_update_test.cc): float32
   // reduction-order noise stays noise instead of flipping Adam's sign-like first step.
   o.lr = 0.5;
@@ -89,10 +91,14 @@ TEST(ShardedTrainer, MatchesSingleProcessTrainer) {
   auto comm = dist::CreateMpiCommunicator(AllRanks(), "trainer", 60);
   ASSERT_TRUE(comm.ok()) << comm.status();
   const Batch batch = Trajectories();
-  for (int64_t mini : {0, 6}) {
-    auto sharded = ShardedPolicyTrainer::Create(TinyPolicy(kSeed), Options(mini), comm->get(), dist::FsdpOptions{4096});
+  // The rollout correction's sums (weights, exceeded fractions, sequence KL) are
+  // all-reduced like the loss terms: one mode with a real rollout/trainer mismatch.
+  for (const auto& [mini, correction] : std::vector<std::pair<int64_t, std::string>>{{0, "off"}, {6, "off"},
+                                                                                       {6, "tis_seq"}}) {
+    auto sharded = ShardedPolicyTrainer::Create(TinyPolicy(kSeed), Options(mini, correction), comm->get(),
+                                                dist::FsdpOptions{4096});
     ASSERT_TRUE(sharded.ok()) << sharded.status();
-    auto local = *LocalPolicyTrainer::Create(TinyPolicy(kSeed), Options(mini));
+    auto local = *LocalPolicyTrainer::Create(TinyPolicy(kSeed), Options(mini, correction));
     for (int step = 0; step < 2; ++step) {
       auto lp = (*sharded)->ComputeLogProbs(ShareOf(batch, 0, rank, W));  // a plain row split works too
       ASSERT_TRUE(lp.ok()) << lp.status();
@@ -103,13 +109,20 @@ TEST(ShardedTrainer, MatchesSingleProcessTrainer) {
       EXPECT_NEAR((*sharded_metrics)["policy_loss"], (*local_metrics)["policy_loss"], 1e-6);
       EXPECT_NEAR((*sharded_metrics)["grad_norm"], (*local_metrics)["grad_norm"], 1e-5);
       EXPECT_NEAR((*sharded_metrics)["kl"], (*local_metrics)["kl"], 1e-6);
+      if (correction != "off") {
+        for (const char* key : {"rollout_is_weight_mean", "rollout_is_truncated_fraction", "rollout_seq_kl"}) {
+          ASSERT_TRUE(local_metrics->count(key)) << key;
+          EXPECT_NEAR((*sharded_metrics)[key], (*local_metrics)[key], 1e-6) << key;
+        }
+      }
     }
     auto full = (*sharded)->FullWeights();
     ASSERT_TRUE(full.ok()) << full.status();
     auto expected = local->policy().model->named_parameters();
     double diff = 0;
     for (const auto& [name, tensor] : *full) diff = std::max(diff, (tensor - expected[name]).abs().max().item<double>());
-    EXPECT_LT(diff, 1e-6) << "ppo_mini_batch_size " << mini << " on " << W << " ranks";
+    EXPECT_LT(diff, 1e-6) << "ppo_mini_batch_size " << mini << ", correction " << correction << " on " << W
+                          << " ranks";
   }
 }
 

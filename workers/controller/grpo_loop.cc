@@ -5,6 +5,7 @@
 #include <iostream>
 #include <limits>
 #include <optional>
+#include <set>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -151,6 +152,14 @@ absl::Status RunGrpoLoop(const Config& config, GrpoRoles& roles, const Pretraine
                                splits.train.size(), splits.held_out.size(), total_steps, batch_prompts,
                                config.Int("rollout.n"));
 
+  // The keys an Update reports: these, plus whatever earlier Updates of this run reported.
+  std::set<std::string> update_keys = {"policy_loss", "kl", "entropy", "clip_fraction", "dual_clip_fraction",
+                                       "approx_kl", "grad_norm", "learning_rate", "skipped_updates"};
+  if (config.String("algorithm.rollout_correction") != "off") {
+    const bool tis = config.String("algorithm.rollout_correction").rfind("tis", 0) == 0;
+    update_keys.insert({"rollout_is_weight_mean", tis ? "rollout_is_truncated_fraction" : "rollout_is_masked_fraction",
+                        "rollout_seq_kl"});
+  }
   for (int64_t step = first_step; step <= total_steps; ++step) {
     const auto step_start = Clock::now();
     Metrics m;
@@ -220,14 +229,12 @@ absl::Status RunGrpoLoop(const Config& config, GrpoRoles& roles, const Pretraine
     timer = Clock::now();
     if (batch.size() > 0) {
       HONE_ASSIGN_OR_RETURN(Metrics train_metrics, trainer->Update(batch));
+      for (const auto& [name, value] : train_metrics) update_keys.insert(name);
       m.insert(train_metrics.begin(), train_metrics.end());
     } else {
       // Every group was filtered out: no update this step. The update's metrics are still
       // written (as null), so that every line of metrics.jsonl has the same keys.
-      for (const char* name : {"policy_loss", "kl", "entropy", "clip_fraction", "dual_clip_fraction",
-                               "approx_kl", "grad_norm", "learning_rate"}) {
-        m[name] = std::numeric_limits<double>::quiet_NaN();
-      }
+      for (const std::string& name : update_keys) m[name] = std::numeric_limits<double>::quiet_NaN();
     }
     m["seconds_train"] = Since(timer);
     const double trained_tokens = batch.size() > 0 ? batch.tensor("attention_mask").sum().item<double>() : 0;

@@ -54,6 +54,10 @@ absl::StatusOr<Batch> LocalRollout::Generate(const Batch& prompts, const Samplin
   // depend on how the prompts are spread over rollout workers.
   SamplingParams streamed = params;
   streamed.prompt_streams = prompts.ints("group_id");
+  // Never sample an id the tokenizer cannot decode (a padded embedding row); the trainer
+  // scores over the same ids (config().tokenizer_vocab_size), so the log-probs agree.
+  const int64_t decodable = tokenizer_->VocabSize();
+  streamed.vocab_limit = streamed.vocab_limit > 0 ? std::min(streamed.vocab_limit, decodable) : decodable;
   HONE_ASSIGN_OR_RETURN(GenerationResult result, engine_.Generate(prompt_ids, streamed));
 
   const int64_t N = G * n;

@@ -44,6 +44,11 @@ void UpdateAccumulator::Add(const MiniBatchSums& sums) {
   dual_clip_ += sums.dual_clip_tokens;
   approx_kl_ += sums.approx_kl_tokens;
   tokens_ += sums.tokens;
+  is_units_ += sums.is_units;
+  is_weight_sum_ += sums.is_weight_sum;
+  is_exceeded_ += sums.is_exceeded;
+  sequences_ += sums.sequences;
+  seq_kl_sum_ += sums.seq_kl_sum;
   ++mini_batches_;
 }
 
@@ -54,10 +59,18 @@ void UpdateAccumulator::AddStep(double grad_norm) {
 
 Metrics UpdateAccumulator::Finish() const {
   const double batches = std::max<int64_t>(1, mini_batches_), tokens = std::max(1.0, tokens_);
-  return {{"policy_loss", policy_loss_ / batches}, {"kl", kl_ / batches},
-          {"entropy", entropy_ / batches}, {"clip_fraction", clip_ / tokens},
-          {"dual_clip_fraction", dual_clip_ / tokens}, {"approx_kl", approx_kl_ / tokens},
-          {"grad_norm", norm_sum_ / std::max<int64_t>(1, steps_)}};
+  Metrics metrics = {{"policy_loss", policy_loss_ / batches}, {"kl", kl_ / batches},
+                     {"entropy", entropy_ / batches}, {"clip_fraction", clip_ / tokens},
+                     {"dual_clip_fraction", dual_clip_ / tokens}, {"approx_kl", approx_kl_ / tokens},
+                     {"grad_norm", norm_sum_ / std::max<int64_t>(1, steps_)}};
+  if (rollout_correction_ != "off") {
+    const double units = std::max(1.0, is_units_);
+    const bool masked = rollout_correction_.rfind("mis_", 0) == 0;
+    metrics["rollout_is_weight_mean"] = is_weight_sum_ / units;
+    metrics[masked ? "rollout_is_masked_fraction" : "rollout_is_truncated_fraction"] = is_exceeded_ / units;
+    metrics["rollout_seq_kl"] = seq_kl_sum_ / std::max(1.0, sequences_);
+  }
+  return metrics;
 }
 
 absl::StatusOr<double> RequireTemperature(const Batch& batch) {
@@ -92,6 +105,9 @@ absl::StatusOr<TrainerOptions> TrainerOptionsFromConfig(const Config& c) {
   // mini-batch of whole groups).
   o.ppo_mini_batch_size = c.Int("trainer.ppo_mini_batch_size") * c.Int("rollout.n");
   o.micro_batch_size = c.Int("trainer.micro_batch_size");
+  o.policy_loss = c.String("algorithm.policy_loss");
+  o.rollout_correction = c.String("algorithm.rollout_correction");
+  o.rollout_is_threshold = c.Float("algorithm.rollout_is_threshold");
   o.clip_ratio_low = c.Float("algorithm.clip_ratio_low");
   o.clip_ratio_high = c.Float("algorithm.clip_ratio_high");
   o.clip_ratio_c = c.Float("algorithm.clip_ratio_c");
@@ -109,24 +125,15 @@ absl::StatusOr<TrainerOptions> TrainerOptionsFromConfig(const Config& c) {
   loss.loss_agg_mode = o.loss_agg_mode;
   absl::Status valid = algo::ValidatePolicyLossOptions(loss);
   if (!valid.ok()) return Annotate(valid, "algorithm.clip_ratio_* / algorithm.loss_agg_mode");
+  HONE_RETURN_IF_ERROR(Annotate(algo::GetPolicyLoss(o.policy_loss).status(), "algorithm.policy_loss"));
+  if (o.policy_loss == "gspo" && o.clip_ratio_c != 0.0) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "algorithm.clip_ratio_c (the dual clip) is not defined for algorithm.policy_loss=gspo; set it to 0, got ",
+        o.clip_ratio_c));
+  }
+  HONE_RETURN_IF_ERROR(Annotate(algo::ValidateRolloutCorrection(o.rollout_correction, o.rollout_is_threshold),
+                                "algorithm.rollout_correction / algorithm.rollout_is_threshold"));
   return o;
-}
-
-TokenLogProbs ComputeTokenLogProbs(CausalLM& model, const torch::Tensor& input_ids,
-                                   const torch::Tensor& attention_mask, double temperature,
-                                   bool with_grad) {
-  const int64_t B = input_ids.size(0), T = input_ids.size(1);
-  std::optional<torch::NoGradGuard> no_grad;
-  if (!with_grad) no_grad.emplace();
-  auto positions = torch::arange(T, torch::kInt64).unsqueeze(0).expand({B, T});
-  auto logits = model->Forward(input_ids, positions, attention_mask.to(torch::kBool));
-  auto predicting = logits.narrow(1, 0, T - 1);  // row t predicts token t+1
-  auto targets = input_ids.narrow(1, 1, T - 1);
-  const double temp = temperature > 0 ? temperature : 1.0;
-  auto logprobs = algo::GatherLogProbs(predicting, targets, temp);
-  auto entropy = algo::EntropyFromLogits(predicting / temp);
-  auto zero = torch::zeros({B, 1}, logprobs.options());
-  return {torch::cat({zero, logprobs}, 1), torch::cat({zero, entropy}, 1)};
 }
 
 LocalPolicyTrainer::LocalPolicyTrainer(Pretrained policy, TrainerOptions options)
@@ -248,13 +255,14 @@ absl::StatusOr<Metrics> LocalPolicyTrainer::Update(const Batch& batch) {
   std::vector<std::string> needed = {"input_ids", "attention_mask", "response_mask", "advantages",
                                      "old_logprobs"};
   if (options_.kl_coef > 0) needed.push_back("ref_logprobs");
+  if (options_.rollout_correction != "off") needed.push_back("rollout_logprobs");
   HONE_RETURN_IF_ERROR(batch.Require(needed));
   HONE_RETURN_IF_ERROR(RequireTemperature(batch).status());
   Metrics metrics;
   HONE_RETURN_IF_ERROR(CatchTorch("policy update", [&]() -> absl::Status {
     const int64_t N = batch.tensor("input_ids").size(0);
     const int64_t mini = options_.ppo_mini_batch_size > 0 ? std::min(options_.ppo_mini_batch_size, N) : N;
-    UpdateAccumulator acc;
+    UpdateAccumulator acc(options_.rollout_correction);
     for (int64_t epoch = 0; epoch < options_.ppo_epochs; ++epoch) {
       for (int64_t mb_start = 0; mb_start < N; mb_start += mini) {
         const int64_t mb_end = std::min(N, mb_start + mini);

@@ -8,6 +8,7 @@
 #include "framework/core/config.h"
 #include "framework/model/pretrained.h"
 #include "workers/roles/roles.h"
+#include "workers/trainer/token_logprobs.h"  // ComputeTokenLogProbs
 
 namespace hone {
 
@@ -25,6 +26,11 @@ struct TrainerOptions {
   int64_t ppo_mini_batch_size = 0;  // sequences per optimizer step (config: prompts x rollout.n); 0 = all
   int64_t micro_batch_size = 64;    // sequences per forward/backward
   // algorithm.*
+  std::string policy_loss = "vanilla";  // algo::GetPolicyLoss: vanilla, gspo
+  // algo::RolloutCorrection: off, tis_token, tis_seq, mis_token, mis_seq; any but off
+  // needs the trajectories' rollout_logprobs.
+  std::string rollout_correction = "off";
+  double rollout_is_threshold = 2.0;
   double clip_ratio_low = 0.2, clip_ratio_high = 0.2, clip_ratio_c = 0.0;
   std::string loss_agg_mode = "token_mean";
   int64_t loss_norm_length = 0;  // seq_mean_token_sum_norm: the response length cap
@@ -40,7 +46,7 @@ struct TrainerOptions {
 };
 
 // Error when a value the schema cannot check alone is wrong (optim.betas not two numbers,
-// algorithm.clip_ratio_c between 0 and 1, ...), naming the key.
+// algorithm.clip_ratio_c between 0 and 1 or set with policy_loss gspo, ...), naming the key.
 absl::StatusOr<TrainerOptions> TrainerOptionsFromConfig(const Config& config);
 
 // Keeps NaN/inf out of the weights: an optimizer step whose global grad norm is not
@@ -61,15 +67,22 @@ class NonFiniteStepGuard {
 };
 
 // Sums train metrics over the mini-batches of one Update and turns them into the
-// reported values (policy_loss, kl, entropy, clip_fraction, ..., grad_norm).
+// reported values (policy_loss, kl, entropy, clip_fraction, ..., grad_norm; with a
+// rollout correction other than "off" also rollout_is_weight_mean,
+// rollout_is_truncated_fraction (tis_*) or rollout_is_masked_fraction (mis_*), and
+// rollout_seq_kl).
 class UpdateAccumulator {
  public:
+  explicit UpdateAccumulator(std::string rollout_correction = "off")
+      : rollout_correction_(std::move(rollout_correction)) {}
   void Add(const struct MiniBatchSums& sums);
   void AddStep(double grad_norm);
   Metrics Finish() const;
 
  private:
+  std::string rollout_correction_;
   double policy_loss_ = 0, kl_ = 0, entropy_ = 0, clip_ = 0, dual_clip_ = 0, approx_kl_ = 0, tokens_ = 0;
+  double is_units_ = 0, is_weight_sum_ = 0, is_exceeded_ = 0, sequences_ = 0, seq_kl_sum_ = 0;
   double norm_sum_ = 0;
   int64_t mini_batches_ = 0, steps_ = 0;
 };
@@ -119,16 +132,5 @@ class LocalPolicyTrainer : public PolicyTrainer {
   int64_t schedule_steps_ = 0;  // completed Update / SftStep calls
   NonFiniteStepGuard skip_guard_;
 };
-
-// Token log-probs of `input_ids` under `model` at `temperature`, aligned to token
-// positions ([N,T], position 0 is 0), and optionally the entropy at each position.
-// Runs in micro-batches of `micro_batch_size` rows.
-struct TokenLogProbs {
-  torch::Tensor logprobs;
-  torch::Tensor entropy;
-};
-TokenLogProbs ComputeTokenLogProbs(CausalLM& model, const torch::Tensor& input_ids,
-                                   const torch::Tensor& attention_mask, double temperature,
-                                   bool with_grad);
 
 }  // namespace hone

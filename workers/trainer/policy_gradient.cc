@@ -3,6 +3,16 @@
 #include <algorithm>
 
 namespace hone {
+
+std::array<double, MiniBatchSums::kNumFields> MiniBatchSums::ToArray() const {
+  return {policy_loss, kl, entropy, clip_tokens, dual_clip_tokens, approx_kl_tokens, tokens,
+          is_units, is_weight_sum, is_exceeded, sequences, seq_kl_sum};
+}
+
+MiniBatchSums MiniBatchSums::FromArray(const double* v) {
+  return MiniBatchSums{v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7], v[8], v[9], v[10], v[11]};
+}
+
 torch::Tensor Rows(const torch::Tensor& t, int64_t start, int64_t rows, int64_t width) {
   auto r = t.narrow(0, start, rows);
   return r.dim() > 1 ? r.narrow(1, 0, width) : r;
@@ -24,6 +34,9 @@ MiniBatchSums AccumulatePolicyGradient(CausalLM& policy, const Batch& batch, int
   const double temperature = *temperature_or;
   const auto& ids = batch.tensor("input_ids");
   const auto& attention = batch.tensor("attention_mask");
+  auto loss_fn = algo::GetPolicyLoss(options.policy_loss);
+  TORCH_CHECK(loss_fn.ok(), std::string(loss_fn.status().message()));
+  const bool correct = options.rollout_correction != "off";
   algo::PolicyLossOptions loss_options;
   loss_options.clip_ratio_low = options.clip_ratio_low;
   loss_options.clip_ratio_high = options.clip_ratio_high;
@@ -41,9 +54,21 @@ MiniBatchSums AccumulatePolicyGradient(CausalLM& policy, const Batch& batch, int
     const int64_t width = UsedWidth(attention, start, rows);
     auto mask = Rows(batch.tensor("response_mask"), start, rows, width);
     auto current = ComputeTokenLogProbs(policy, Rows(ids, start, rows, width), Rows(attention, start, rows, width),
-                                        temperature, true);
-    auto pg = algo::ClippedSurrogateLoss(current.logprobs, Rows(batch.tensor("old_logprobs"), start, rows, width),
-                                         Rows(batch.tensor("advantages"), start, rows, width), mask, loss_options);
+                                        temperature, true, /*entropy_grad=*/options.entropy_coef > 0, mask);
+    auto old_logprobs = Rows(batch.tensor("old_logprobs"), start, rows, width);
+    if (correct) {
+      // The one place where the rollout correction meets the policy loss (either one).
+      auto correction = algo::RolloutCorrection(old_logprobs, Rows(batch.tensor("rollout_logprobs"), start, rows, width),
+                                                mask, options.rollout_correction, options.rollout_is_threshold);
+      loss_options.token_weights = correction.weights;
+      sums.is_units += correction.units;
+      sums.is_weight_sum += correction.weight_sum;
+      sums.is_exceeded += correction.exceeded;
+      sums.sequences += correction.sequences;
+      sums.seq_kl_sum += correction.seq_kl_sum;
+    }
+    auto pg = (*loss_fn)(current.logprobs, old_logprobs, Rows(batch.tensor("advantages"), start, rows, width), mask,
+                         loss_options);
     auto loss = pg.loss;
     if (options.kl_coef > 0) {
       auto kl = algo::KlPenalty(current.logprobs, Rows(batch.tensor("ref_logprobs"), start, rows, width),

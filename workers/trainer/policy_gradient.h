@@ -5,6 +5,7 @@
 // are spread over trainer ranks (the caller sums the counts over ranks).
 #pragma once
 
+#include <array>
 #include <cstdint>
 
 #include "framework/algo/algo.h"
@@ -16,10 +17,18 @@ namespace hone {
 
 // Sums over the micro-batches of one mini-batch. Loss terms are already divided by the
 // mini-batch's denominators, so their sums are the mini-batch's values; the fractions
-// are weighted by counted tokens (divide by `tokens`).
+// are weighted by counted tokens (divide by `tokens`). The rollout correction's sums
+// (algo::RolloutCorrectionOutput; 0 when algorithm.rollout_correction is off) are divided
+// by is_units (weight mean, exceeded fraction) and sequences (seq KL). Every field is a
+// plain sum, so the FSDP ranks all-reduce them field by field (kNumFields, ToArray).
 struct MiniBatchSums {
   double policy_loss = 0, kl = 0, entropy = 0;
   double clip_tokens = 0, dual_clip_tokens = 0, approx_kl_tokens = 0, tokens = 0;
+  double is_units = 0, is_weight_sum = 0, is_exceeded = 0, sequences = 0, seq_kl_sum = 0;
+
+  static constexpr int kNumFields = 12;
+  std::array<double, kNumFields> ToArray() const;
+  static MiniBatchSums FromArray(const double* values);
 };
 
 // Rows [begin, end) of `batch` (which carries the columns Update needs) form a piece of a

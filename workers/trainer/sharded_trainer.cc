@@ -118,11 +118,12 @@ absl::StatusOr<LogProbs> ShardedPolicyTrainer::ComputeLogProbs(const Batch& shar
 absl::StatusOr<Metrics> ShardedPolicyTrainer::Update(const Batch& share) {
   std::vector<std::string> needed = {"input_ids", "attention_mask", "response_mask", "advantages", "old_logprobs"};
   if (options_.kl_coef > 0) needed.push_back("ref_logprobs");
+  if (options_.rollout_correction != "off") needed.push_back("rollout_logprobs");
   HONE_RETURN_IF_ERROR(share.Require(needed));
   HONE_RETURN_IF_ERROR(RequireTemperature(share).status());
   HONE_ASSIGN_OR_RETURN(std::vector<int64_t> mini_rows, MiniBatchRows(share));
   const double lr = ScheduledLearningRate(options_, schedule_steps_);
-  UpdateAccumulator acc;
+  UpdateAccumulator acc(options_.rollout_correction);
   for (int64_t epoch = 0; epoch < options_.ppo_epochs; ++epoch) {
     int64_t begin = 0;
     for (int64_t rows : mini_rows) {
@@ -148,11 +149,10 @@ absl::StatusOr<Metrics> ShardedPolicyTrainer::Update(const Batch& share) {
         sharded_policy_->ZeroGrad();
       }
       // Every rank reports the group's totals.
-      auto totals = torch::tensor({sums.policy_loss, sums.kl, sums.entropy, sums.clip_tokens, sums.dual_clip_tokens,
-                                   sums.approx_kl_tokens, sums.tokens}, torch::kFloat64);
+      const auto fields = sums.ToArray();
+      auto totals = torch::tensor(std::vector<double>(fields.begin(), fields.end()), torch::kFloat64);
       HONE_RETURN_IF_ERROR(comm_->AllReduceSum(totals));
-      auto t = totals.accessor<double, 1>();
-      acc.Add(MiniBatchSums{t[0], t[1], t[2], t[3], t[4], t[5], t[6]});
+      acc.Add(MiniBatchSums::FromArray(totals.contiguous().data_ptr<double>()));
       acc.AddStep(norm);
       begin = end;
     }

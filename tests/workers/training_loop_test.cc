@@ -106,7 +106,7 @@ TEST(TrainingLoopTest, InconsistentOptionsFailBeforeAnyWork) {
 // Sampling filters would make the rollout sample from another distribution than the one
 // whose log-probs the trainer recomputes: refused before any work, naming both keys.
 TEST(TrainingLoopTest, SamplingFiltersAreRefusedInTraining) {
-  for (const std::string& filter : {"rollout.top_k=5", "rollout.top_p=0.9"}) {
+  for (const char* filter : {"rollout.top_k=5", "rollout.top_p=0.9"}) {
     auto config = Config::Load(HoneConfigSchema(), "", {"model.path=/nonexistent/model", filter});
     ASSERT_TRUE(config.ok());
     data::DataSplits splits;

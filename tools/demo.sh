@@ -5,7 +5,8 @@
 #   3. evaluate it on held-out problems
 #   4. GRPO it (8 samples per prompt, boxed-integer reward)
 #   5. evaluate base and trained side by side on the same held-out prompts
-#   6. write <out>/summary.json (base_accuracy, trained_accuracy, wall_seconds, ...)
+#   6. write <out>/summary.json (base_accuracy, trained_accuracy, wall_seconds, ...) and
+#      <out>/plots/ (reward curves, Pass@k of base and trained; index.html shows them all)
 # Usage: tools/demo.sh [OUT_DIR] (default runs/demo). Extra settings: edit
 # configs/arith_tiny_cpu_sft.yaml and configs/arith_tiny_cpu.yaml.
 set -euo pipefail
@@ -30,6 +31,9 @@ echo "== 3/4 GRPO ==" >&2
 echo "== 4/4 evaluate base vs trained on the same held-out prompts ==" >&2
 "$hone" eval --config configs/arith_tiny_cpu.yaml --model "$out/sft/final" --model "$out/grpo/final" \
   --output "$out/eval.json"
+
+echo "== plots ==" >&2
+/usr/bin/python3 "$root/tools/plot.py" "$out/sft" "$out/grpo" --eval "$out/eval.json" --out "$out/plots"
 
 end=$(date +%s)
 EVAL="$out/eval.json" OUT="$out/summary.json" WALL=$((end - start)) PIPELINE=$((end - pipeline_start)) \

@@ -58,6 +58,9 @@ ConfigSchema BuildSchema() {
   s.Add(Float("rpc.timeout_s", 1800, "deadline of one step call (Generate, Score, Update, ...)", 0.001));
   s.Add(Float("rpc.health_interval_s", 5, "seconds between Health heartbeats to every worker", 0.01));
   s.Add(Float("rpc.health_timeout_s", 10, "a worker whose Health call gets no answer within this is hung: the job stops naming it", 0.01));
+  s.Add(Str("metrics.address", "127.0.0.1", "address the controller's Prometheus exporter binds to (0.0.0.0: every interface)"));
+  s.Add(Int("metrics.port", 9464, "port of the controller's Prometheus exporter (/metrics); 0 = off", 0, 65535));
+  s.Add(Float("metrics.linger_s", 0, "keep serving /metrics this long after the job ends, so that a scrape sees the last step (short jobs, tests)", 0, 3600));
   s.Add(Int("rpc.max_message_mb", 1024, "largest gRPC message (a step's batch must fit)", 4, 2047));
   s.Add(Float("dist.timeout_s", 600, "longest wait of one collective (MPI/NCCL) before the rank fails naming it", 0.001));
   s.Add(Int("dist.sync_bucket_mb", 256, "weight sync: megabytes per broadcast bucket", 1));
@@ -121,6 +124,7 @@ ConfigSchema BuildSchema() {
 
   s.Add(Int("trainer.total_steps", 100, "policy steps (GRPO) or optimizer steps (SFT)", 0));
   s.Add(Str("trainer.output_dir", "runs/train", "metrics.jsonl, checkpoints and the final model go here"));
+  s.Add(Str("trainer.run_name", "", "the run label of every Prometheus series; empty: the name of trainer.output_dir"));
   s.Add(Str("trainer.resume", "off", "auto: continue from the newest complete checkpoint in trainer.output_dir (appending to metrics.jsonl); off: start fresh", {"off", "auto"}));
   s.Add(Int("trainer.save_every", 0, "checkpoint every N steps; 0 = only at the end", 0));
   s.Add(Int("trainer.val_every", 0, "validate every N steps; 0 = off", 0));

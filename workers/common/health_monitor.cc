@@ -90,6 +90,7 @@ std::string HealthMonitor::Check(int i, std::vector<double>& last_answer, double
     in_flight_.erase(std::find(in_flight_.begin(), in_flight_.end(), context.get()));
     if (stopping_) return "";
   }
+  if (observer_) observer_(workers_[i], status.ok());
   if (status.ok()) {  // busy or idle: it answers, so it is alive
     last_answer[i] = now;
     return "";

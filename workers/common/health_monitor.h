@@ -37,6 +37,13 @@ class HealthMonitor {
   HealthMonitor(const HealthMonitor&) = delete;
   HealthMonitor& operator=(const HealthMonitor&) = delete;
 
+  // Called after every Health call with the worker and whether it answered (feeds
+  // hone_worker_up). Runs on the monitor's call threads, concurrently: must be
+  // thread-safe. Set before Start().
+  void SetProbeObserver(std::function<void(const WorkerEndpoint&, bool answered)> observer) {
+    observer_ = std::move(observer);
+  }
+
   // Starts the background thread (once; no-op when started or stopped before).
   void Start();
   // Cancels the Health calls in flight and joins the thread (no join when called from
@@ -53,6 +60,7 @@ class HealthMonitor {
   RpcOptions options_;
   double interval_s_;
   std::function<void(const std::string&)> on_failure_;
+  std::function<void(const WorkerEndpoint&, bool)> observer_;
   std::vector<Probe> probes_;
 
   std::mutex mu_;

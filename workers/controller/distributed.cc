@@ -180,6 +180,8 @@ absl::Status RunController(const Config& config, const dist::MpiWorld& world, co
   // trainer.ppo_mini_batch_size counts prompts (verl); the trainer cuts sequences.
   RemoteTrainer trainer(trainers, options, config.Int("trainer.ppo_mini_batch_size") * config.Int("rollout.n"));
 
+  // Declared before the monitor, whose threads feed it, so that it outlives them.
+  std::unique_ptr<MetricsExporter> exporter = StartMetricsExporter(config);
   // A hung worker is invisible to mpirun: the heartbeat ends the job, naming it. The
   // monitor's thread must not call MPI (only the main thread does), so it exits the
   // process non-zero and mpirun tears the rest of the job down.
@@ -188,9 +190,15 @@ absl::Status RunController(const Config& config, const dist::MpiWorld& world, co
     std::fflush(stderr);
     std::_Exit(1);
   });
+  if (exporter) {
+    monitor.SetProbeObserver([&exporter](const WorkerEndpoint& w, bool answered) {
+      exporter->SetWorkerUp(w.role, w.rank, w.host, answered);
+    });
+  }
   monitor.Start();
 
   GrpoRoles roles;
+  roles.exporter = exporter.get();
   roles.rollout = &rollout;
   roles.scorer = &scorer;
   roles.trainer = &trainer;

@@ -7,6 +7,8 @@
 #include <optional>
 #include <set>
 
+#include <unistd.h>
+
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "framework/algo/algo.h"
@@ -25,6 +27,12 @@ namespace hone {
 namespace {
 
 using Clock = std::chrono::steady_clock;
+
+std::string HostName() {
+  char host[256] = {0};
+  gethostname(host, sizeof(host) - 1);
+  return host;
+}
 
 double Since(Clock::time_point start) {
   return std::chrono::duration<double>(Clock::now() - start).count();
@@ -62,6 +70,25 @@ absl::StatusOr<Batch> DropZeroStdGroups(const Batch& batch, const torch::Tensor&
 
 }  // namespace
 
+std::unique_ptr<MetricsExporter> StartMetricsExporter(const Config& config) {
+  const int64_t port = config.Int("metrics.port");
+  if (port == 0) return nullptr;
+  std::string run = config.String("trainer.run_name");
+  if (run.empty()) {
+    std::filesystem::path dir = std::filesystem::path(config.String("trainer.output_dir")).lexically_normal();
+    run = dir.has_filename() ? dir.filename().string() : dir.parent_path().filename().string();
+  }
+  auto exporter = MetricsExporter::Serve(config.String("metrics.address"), static_cast<int>(port), run);
+  if (!exporter.ok()) {
+    std::cerr << "warning: Prometheus metrics are off for this run: " << exporter.status().message() << "\n";
+    return nullptr;
+  }
+  (*exporter)->set_linger_s(config.Float("metrics.linger_s"));
+  std::cerr << absl::StrFormat("metrics: serving Prometheus metrics on http://%s:%d/metrics (run=\"%s\")\n",
+                               config.String("metrics.address"), (*exporter)->port(), run);
+  return std::move(*exporter);
+}
+
 absl::Status RunGrpoTraining(const Config& config) {
   if (config.String("model.path").empty()) {
     return absl::InvalidArgumentError("model.path is empty: name the policy's HF model directory");
@@ -87,11 +114,22 @@ absl::Status RunGrpoTraining(const Config& config) {
   roles.scorer = scorer.get();
   roles.trainer = trainer.get();
   roles.sync_weights = [&](int64_t version) -> absl::StatusOr<Metrics> {
+    const auto start = Clock::now();
     HONE_ASSIGN_OR_RETURN(NamedTensors weights, trainer->PolicyWeights());
     HONE_RETURN_IF_ERROR(rollout->LoadWeights(weights, version));
-    return Metrics{};
+    // The same keys as the distributed sync, so dashboards read the same either way.
+    double bytes = 0;
+    for (const auto& [name, tensor] : weights) bytes += static_cast<double>(tensor.numel() * tensor.element_size());
+    const double seconds = Since(start);
+    return Metrics{{"weight_sync_bytes", bytes}, {"weight_sync_gbps", seconds > 0 ? bytes / seconds / 1e9 : 0}};
   };
   if (validator) roles.validate = [&] { return validator->Run(trainer->policy()); };
+  std::unique_ptr<MetricsExporter> exporter = StartMetricsExporter(config);
+  if (exporter) {
+    // Every role lives in this process: it is up while the loop runs.
+    for (const char* role : {"rollout", "reward", "trainer"}) exporter->SetWorkerUp(role, 0, HostName(), true);
+    roles.exporter = exporter.get();
+  }
   return RunGrpoLoop(config, roles, controller_view, splits);
 }
 
@@ -187,6 +225,7 @@ absl::Status RunGrpoLoop(const Config& config, GrpoRoles& roles, const Pretraine
     }
     m["seconds_gen"] = Since(timer);
     const double new_tokens = batch.tensor("response_mask").sum().item<double>();
+    m["generated_tokens"] = new_tokens;
     m["tokens_per_second_gen"] = new_tokens / m["seconds_gen"];
 
     // --- reward ---
@@ -238,6 +277,7 @@ absl::Status RunGrpoLoop(const Config& config, GrpoRoles& roles, const Pretraine
     }
     m["seconds_train"] = Since(timer);
     const double trained_tokens = batch.size() > 0 ? batch.tensor("attention_mask").sum().item<double>() : 0;
+    m["trained_tokens"] = trained_tokens;
     m["tokens_per_second_train"] = trained_tokens / std::max(1e-9, m["seconds_train"]);
 
     // --- weight sync ---
@@ -263,6 +303,7 @@ absl::Status RunGrpoLoop(const Config& config, GrpoRoles& roles, const Pretraine
     }
     m["seconds_step"] = Since(step_start);
     HONE_RETURN_IF_ERROR(metrics_log.Write(step, m));
+    if (roles.exporter) roles.exporter->PublishStep(step, m);
     std::cerr << absl::StrFormat(
         "step %d/%d | reward %.3f | acc %.3f | format %.3f | len %.1f | kl %.4f | entropy %.3f | "
         "|dlogp| %.1e | %.1fs%s\n",

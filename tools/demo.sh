@@ -19,14 +19,16 @@ hone="${HONE_BUILD_DIR:-$root/build}/workers/hone"
 pipeline_start=$(date +%s)
 mkdir -p "$out"
 
+# Re-running the demo replaces its earlier run in OUT_DIR (only Hone's files are deleted).
 echo "== 1/4 SFT warm start ==" >&2
-"$hone" sft --config configs/arith_tiny_cpu_sft.yaml trainer.output_dir="$out/sft"
+"$hone" sft --config configs/arith_tiny_cpu_sft.yaml trainer.output_dir="$out/sft" trainer.overwrite=true
 
 echo "== 2/4 evaluate the SFT model ==" >&2
 "$hone" eval --config configs/arith_tiny_cpu.yaml --model "$out/sft/final" --output "$out/eval_sft.json" >/dev/null
 
 echo "== 3/4 GRPO ==" >&2
-"$hone" train --config configs/arith_tiny_cpu.yaml model.path="$out/sft/final" trainer.output_dir="$out/grpo"
+"$hone" train --config configs/arith_tiny_cpu.yaml model.path="$out/sft/final" trainer.output_dir="$out/grpo" \
+  trainer.overwrite=true
 
 echo "== 4/4 evaluate base vs trained on the same held-out prompts ==" >&2
 "$hone" eval --config configs/arith_tiny_cpu.yaml --model "$out/sft/final" --model "$out/grpo/final" \

@@ -7,7 +7,9 @@ PACKAGES=(
   build-essential cmake ninja-build ccache pkg-config git
   libtorch-dev libopenblas0-pthread python3-torch
   libopenmpi-dev openmpi-bin
+  slurm-wlm munge
   prometheus python3-matplotlib
+  clang libclang-rt-14-dev
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   libabsl-dev prometheus-cpp-dev
   libgtest-dev libgmock-dev

@@ -9,3 +9,9 @@ cd "$build"
 # One intra-op thread per test process; ctest runs two processes at a time.
 export OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1
 ctest --output-on-failure -j "${HONE_TEST_JOBS:-2}" --timeout 1200 "$@"
+# The libFuzzer targets of tests/fuzz (clang, ASan + UBSan), 30 s each on their corpus
+# (docs/reliability.md); skipped when ctest was given a subset, or HONE_FUZZ_SECONDS=0.
+fuzz_seconds=${HONE_FUZZ_SECONDS:-30}
+if [ "$#" -eq 0 ] && [ "$fuzz_seconds" -gt 0 ]; then
+  HONE_FUZZ_JOBS=${HONE_FUZZ_JOBS:-$(nproc)} "$root/tools/fuzz.sh" "$fuzz_seconds"
+fi

@@ -6,6 +6,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 
@@ -145,10 +146,17 @@ absl::StatusOr<ConfigValue> Convert(const ConfigField& field, const YAML::Node& 
   }
 }
 
-std::string FormatNumber(double v) {
-  std::ostringstream out;
-  out << v;
-  return out.str();
+std::string FormatNumber(double v) { return FormatConfigNumber(v); }
+
+// A relative path value of an is_path key made absolute against `base`.
+void ResolvePath(const ConfigField& field, const std::filesystem::path& base, ConfigValue& value) {
+  auto* text = std::get_if<std::string>(&value);
+  if (!field.is_path || text == nullptr || text->empty()) return;
+  std::filesystem::path path(*text);
+  if (path.is_relative()) path = base / path;
+  std::error_code ec;
+  std::filesystem::path absolute = std::filesystem::absolute(path, ec);
+  *text = (ec ? path : absolute).lexically_normal().string();
 }
 
 absl::Status CheckRange(const ConfigField& field, const ConfigValue& value) {
@@ -183,16 +191,26 @@ absl::Status CheckRange(const ConfigField& field, const ConfigValue& value) {
   return absl::OkStatus();
 }
 
-void Flatten(const YAML::Node& node, const std::string& prefix,
-             std::vector<std::pair<std::string, YAML::Node>>& out) {
+// Most nodes Flatten visits in one file. Aliases make a YAML document a graph: a few
+// hundred bytes of nested `*ref`s expand to billions of nodes (the "billion laughs"), and a
+// walk without a bound hangs. Hone's whole schema is a few hundred keys.
+constexpr size_t kMaxConfigNodes = 100000;
+
+// Collects the leaves of `node` under dotted keys. Returns false, leaving `out` partial,
+// when more than `budget` nodes would be visited.
+bool Flatten(const YAML::Node& node, const std::string& prefix,
+             std::vector<std::pair<std::string, YAML::Node>>& out, size_t& budget) {
+  if (budget == 0) return false;
+  --budget;
   if (node.IsMap()) {
     for (const auto& kv : node) {
       const std::string key = kv.first.Scalar();
-      Flatten(kv.second, prefix.empty() ? key : prefix + "." + key, out);
+      if (!Flatten(kv.second, prefix.empty() ? key : prefix + "." + key, out, budget)) return false;
     }
-    return;
+    return true;
   }
   out.emplace_back(prefix, node);
+  return true;
 }
 
 void EmitValue(YAML::Emitter& out, const ConfigValue& value) {
@@ -203,7 +221,14 @@ void EmitValue(YAML::Emitter& out, const ConfigValue& value) {
                       std::is_same_v<T, std::vector<double>> ||
                       std::is_same_v<T, std::vector<std::string>>) {
           out << YAML::Flow << YAML::BeginSeq;
-          for (const auto& x : v) out << x;
+          for (const auto& x : v) {
+            // yaml-cpp prints doubles with 17 digits (0.90000000000000002).
+            if constexpr (std::is_same_v<T, std::vector<double>>) {
+              out << FormatNumber(x);
+            } else {
+              out << x;
+            }
+          }
           out << YAML::EndSeq;
         } else if constexpr (std::is_same_v<T, std::string>) {
           out << YAML::DoubleQuoted << v;
@@ -220,6 +245,20 @@ void EmitValue(YAML::Emitter& out, const ConfigValue& value) {
 }
 
 }  // namespace
+
+std::string FormatConfigNumber(double value) {
+  if (!std::isfinite(value)) {
+    return std::isnan(value) ? ".nan" : value > 0 ? "inf" : "-inf";
+  }
+  // The fewest significant digits that read back exactly: what a person wrote (0.9, 3e-4)
+  // rather than the nearest 17-digit expansion.
+  char text[64];
+  for (int digits = 1; digits <= 17; ++digits) {
+    std::snprintf(text, sizeof text, "%.*g", digits, value);
+    if (std::strtod(text, nullptr) == value) break;
+  }
+  return text;
+}
 
 ConfigSchema& ConfigSchema::Add(ConfigField field) {
   if (index_.count(field.key)) SchemaBug("duplicate key " + field.key);
@@ -297,7 +336,12 @@ absl::StatusOr<Config> Config::Load(const ConfigSchema& schema, const std::strin
           absl::StrCat("config file '", yaml_path, "' must be a mapping of keys to values"));
     }
     std::vector<std::pair<std::string, YAML::Node>> leaves;
-    Flatten(root, "", leaves);
+    size_t budget = kMaxConfigNodes;
+    if (!Flatten(root, "", leaves, budget)) {
+      return absl::InvalidArgumentError(absl::StrCat("config file '", yaml_path, "' has more than ",
+                                                     kMaxConfigNodes,
+                                                     " entries (aliases expanding without bound?)"));
+    }
     for (auto& [key, node] : leaves) {
       const std::string source = absl::StrCat("config file '", yaml_path, "'");
       const ConfigField* field = schema.Find(key);
@@ -320,6 +364,7 @@ absl::StatusOr<Config> Config::Load(const ConfigSchema& schema, const std::strin
                                                        " (expected ", TypeName(field->type),
                                                        ": ", field->help, ")"));
       }
+      ResolvePath(*field, std::filesystem::path(yaml_path).parent_path(), *value);
       config.values_[key] = *std::move(value);
     }
   }
@@ -329,9 +374,9 @@ absl::StatusOr<Config> Config::Load(const ConfigSchema& schema, const std::strin
       return absl::InvalidArgumentError(absl::StrCat(
           "override '", override_text, "' on the command line is not of the form key=value"));
     }
-    HONE_RETURN_IF_ERROR(config.SetFromYamlText(override_text.substr(0, eq),
-                                                override_text.substr(eq + 1),
-                                                "the command line"));
+    const std::string key = override_text.substr(0, eq);
+    HONE_RETURN_IF_ERROR(config.SetFromYamlText(key, override_text.substr(eq + 1), "the command line"));
+    ResolvePath(*schema.Find(key), std::filesystem::path(), config.values_[key]);
   }
   return config;
 }

@@ -32,6 +32,11 @@ struct ConfigField {
   std::optional<double> max;
   std::vector<std::string> choices;  // allowed strings (empty = any)
   bool min_exclusive = false;        // min itself is not allowed (e.g. an epsilon > 0)
+  // An input file or directory. A relative value from a YAML file is resolved against
+  // that file's directory (a config then runs from any working directory); one from the
+  // command line against the working directory. Either way the stored value is absolute,
+  // so the config printed into a run directory reads back to the same files.
+  bool is_path = false;
 };
 
 class ConfigSchema {
@@ -53,6 +58,7 @@ class Config {
   // each "a.b=value" override in order (values parse as YAML: 3, 0.5, true, [1, 2], text).
   // Returns InvalidArgument naming the key and its source for unknown keys, type errors,
   // out-of-range values and values outside `choices`; NotFound for a missing file.
+  // Relative values of is_path keys become absolute (see ConfigField::is_path).
   static absl::StatusOr<Config> Load(const ConfigSchema& schema, const std::string& yaml_path,
                                      const std::vector<std::string>& overrides);
   static Config Defaults(const ConfigSchema& schema);
@@ -84,6 +90,9 @@ class Config {
   const ConfigSchema* schema_;
   std::map<std::string, ConfigValue> values_;
 };
+
+// A number as the shortest text that reads back to the same double: 0.9, 1e-05, 3.
+std::string FormatConfigNumber(double value);
 
 // The schema of every key Hone's commands understand, with defaults.
 const ConfigSchema& HoneConfigSchema();

@@ -1,7 +1,5 @@
 #include "framework/core/config_reference.h"
 
-#include <cstdio>
-#include <cstdlib>
 #include <map>
 #include <vector>
 #include <sstream>
@@ -12,16 +10,6 @@
 
 namespace hone {
 namespace {
-
-// The shortest text that reads back to the same double: 0.9, 1e-05, 3.
-std::string FormatConfigNumber(double value) {
-  for (int precision = 1; precision <= 17; ++precision) {
-    char text[64];
-    std::snprintf(text, sizeof(text), "%.*g", precision, value);
-    if (std::strtod(text, nullptr) == value) return text;
-  }
-  return absl::StrCat(value);
-}
 
 const char* TypeName(ConfigType type) {
   switch (type) {
@@ -88,7 +76,7 @@ std::string ConfigReferenceMarkdown(const ConfigSchema& schema) {
   for (const std::string& group : order) {
     out << "\n## " << group << "\n\n| Key | Type | Default | Allowed | Meaning |\n|---|---|---|---|---|\n";
     for (const ConfigField* f : groups[group]) {
-      out << "| `" << f->key << "` | " << TypeName(f->type) << " | `"
+      out << "| `" << f->key << "` | " << TypeName(f->type) << (f->is_path ? " (path)" : "") << " | `"
           << Cell(DefaultText(*f)) << "` | " << Cell(Allowed(*f)) << " | " << Cell(f->help) << " |\n";
     }
   }

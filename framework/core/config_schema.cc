@@ -30,6 +30,12 @@ ConfigField Str(std::string key, std::string value, std::string help, S choices 
   return {std::move(key), ConfigType::kString, std::move(value), std::move(help), {}, {},
           std::move(choices)};
 }
+// An input file or directory: relative values resolve against the config file's directory.
+ConfigField Path(std::string key, std::string help) {
+  ConfigField f = Str(std::move(key), "", std::move(help));
+  f.is_path = true;
+  return f;
+}
 ConfigField IntList(std::string key, std::vector<int64_t> value, std::string help,
                     std::optional<double> min) {
   return {std::move(key), ConfigType::kIntList, std::move(value), std::move(help), min, {}, {}};
@@ -53,7 +59,7 @@ ConfigSchema BuildSchema() {
   s.Add(Int("placement.rollout", 1, "mpirun: rollout worker ranks (ranks 1..rollout)", 1, 4096));
   s.Add(Int("placement.reward", 1, "mpirun: reward worker ranks (after the rollout ranks)", 1, 4096));
   s.Add(Int("placement.trainer", 1, "mpirun: FSDP trainer ranks (the last ranks)", 1, 4096));
-  s.Add(Str("rpc.host", "127.0.0.1", "address each worker's gRPC server binds to and announces"));
+  s.Add(Str("rpc.host", "127.0.0.1", "address each worker's gRPC server binds to and announces; 0.0.0.0 (several nodes): every interface, announced as the node's host name"));
   s.Add(Int("rpc.port", 0, "port of each worker's gRPC server; 0 = a free port", 0, 65535));
   s.Add(Float("rpc.timeout_s", 1800, "deadline of one step call (Generate, Score, Update, ...)", 0.001));
   s.Add(Float("rpc.health_interval_s", 5, "seconds between Health heartbeats to every worker", 0.01));
@@ -66,19 +72,21 @@ ConfigSchema BuildSchema() {
   s.Add(Int("dist.sync_bucket_mb", 256, "weight sync: megabytes per broadcast bucket", 1));
   s.Add(Int("dist.fsdp_bucket_mb", 64, "FSDP: megabytes per flat parameter bucket", 1));
 
-  s.Add(Str("model.path", "", "policy model directory in Hugging Face layout (config.json, model.safetensors, tokenizer.json)"));
-  s.Add(Str("model.reference_path", "", "frozen reference policy for the KL term (HF directory); empty: model.path as loaded at the start (trainer.resume keeps the run's original model here)"));
-  s.Add(Str("model.init_config", "", "with an empty model.path: config.json to initialise a fresh model from (hone sft)"));
+  s.Add(Path("model.path", "policy model directory in Hugging Face layout (config.json, model.safetensors, tokenizer.json)"));
+  s.Add(Path("model.reference_path", "frozen reference policy for the KL term (HF directory); empty: model.path as loaded at the start (trainer.resume keeps the run's original model here)"));
+  s.Add(Path("model.init_config", "with an empty model.path: config.json to initialise a fresh model from (hone sft)"));
 
   s.Add(Str("data.dataset", "arithmetic", "dataset loader", {"gsm8k", "jsonl", "arithmetic"}));
-  s.Add(Str("data.train_path", "", "training file (gsm8k, jsonl)"));
-  s.Add(Str("data.val_path", "", "held-out file (gsm8k, jsonl); empty: hold out data.val_size training examples"));
+  s.Add(Path("data.train_path", "training file (gsm8k, jsonl)"));
+  s.Add(Path("data.val_path", "held-out file (gsm8k, jsonl); empty: hold out data.val_size training examples"));
   s.Add(Str("data.prompt_key", "question", "jsonl: field holding the question"));
   s.Add(Str("data.answer_key", "answer", "jsonl: field holding the answer (integer or '#### N')"));
   s.Add(Str("data.prompt_template", "plain", "prompt template: raw, plain, qwen, llama3"));
   s.Add(Int("data.train_batch_size", 8, "prompts per policy step (each sampled rollout.n times)", 1));
   s.Add(Int("data.val_size", 100, "held-out prompts used for validation and hone eval", 1));
   s.Add(Bool("data.skip_invalid", false, "skip malformed dataset lines with a counted warning instead of failing"));
+  s.Add(Int("data.max_prompt_length", 512, "longest prompt in tokens (template applied); also at most the model's max_position_embeddings - rollout.max_new_tokens", 1));
+  s.Add(Bool("data.filter_overlong_prompts", false, "drop prompts longer than data.max_prompt_length with a counted warning; false: a longer prompt is an error naming it"));
   s.Add(Int("data.arithmetic.num_examples", 20000, "arithmetic: problems generated for training", 1));
   s.Add(Int("data.arithmetic.min_ops", 2, "arithmetic: fewest operations per problem", 1, 8));
   s.Add(Int("data.arithmetic.max_ops", 2, "arithmetic: most operations per problem", 1, 8));
@@ -123,10 +131,12 @@ ConfigSchema BuildSchema() {
   s.Add(Float("optim.grad_clip", 1.0, "clip the global grad norm to this; 0 = off", 0.0));
 
   s.Add(Int("trainer.total_steps", 100, "policy steps (GRPO) or optimizer steps (SFT)", 0));
-  s.Add(Str("trainer.output_dir", "runs/train", "metrics.jsonl, checkpoints and the final model go here"));
+  s.Add(Str("trainer.output_dir", "runs/train", "metrics.jsonl, checkpoints, the final model and config.yaml go here (relative: to the working directory)"));
   s.Add(Str("trainer.run_name", "", "the run label of every Prometheus series; empty: the name of trainer.output_dir"));
   s.Add(Str("trainer.resume", "off", "auto: continue from the newest complete checkpoint in trainer.output_dir (appending to metrics.jsonl); off: start fresh", {"off", "auto"}));
+  s.Add(Bool("trainer.overwrite", false, "start fresh in a trainer.output_dir that holds an earlier run, deleting that run's metrics.jsonl, checkpoints, final/ and config.yaml; false: such a directory is refused"));
   s.Add(Int("trainer.save_every", 0, "checkpoint every N steps; 0 = only at the end", 0));
+  s.Add(Float("trainer.shutdown_grace_s", 60, "on SIGTERM/SIGINT: seconds to finish the step, checkpoint and stop the workers before exiting non-zero without saving; 0 = no limit", 0.0));
   s.Add(Int("trainer.val_every", 0, "validate every N steps; 0 = off", 0));
   s.Add(Int("trainer.ppo_epochs", 1, "passes over each step's rollouts", 1));
   s.Add(Int("trainer.ppo_mini_batch_size", 0, "prompts per optimizer step, as in verl: each mini-batch is that many whole groups (x rollout.n sequences); 0 = the whole batch", 0));
@@ -140,7 +150,7 @@ ConfigSchema BuildSchema() {
   s.Add(Int("eval.limit", 0, "evaluate a seeded random subset of this many prompts; 0 = all", 0));
   s.Add(Int("eval.max_new_tokens", 0, "longest response; 0 = rollout.max_new_tokens", 0));
   s.Add(StrList("eval.reflection_words", {"Wait", "Now", "Hmm", "But", "Check"}, "words counted in responses"));
-  s.Add(Str("eval.output", "", "write the evaluation JSON here (default <trainer.output_dir>/eval.json)"));
+  s.Add(Str("eval.output", "", "write the evaluation JSON here (default: eval.json in the last --model directory)"));
   return s;
 }
 

@@ -33,12 +33,18 @@ absl::StatusOr<DataSplits> LoadSplits(const Config& config) {
         "data.dataset=", name, " needs data.train_path (a JSONL file with one {\"question\": ..., \"answer\": ...} object per line, e.g. build/testdata/gsm8k/train.jsonl)"));
   }
   DataSplits splits;
-  HONE_ASSIGN_OR_RETURN(std::vector<Example> examples,
-                        LoadDataset(name, DatasetOptionsFromConfig(config, train_path), &splits.report));
+  // Errors name the key that gave the file, so a wrong path is easy to find in the config.
+  const bool from_file = name != "arithmetic";
+  absl::StatusOr<std::vector<Example>> loaded =
+      LoadDataset(name, DatasetOptionsFromConfig(config, train_path), &splits.report);
+  if (!loaded.ok()) return from_file ? Annotate(loaded.status(), "data.train_path") : loaded.status();
+  std::vector<Example> examples = *std::move(loaded);
   const int64_t val_size = config.Int("data.val_size");
   const uint64_t seed = static_cast<uint64_t>(config.Int("seed"));
   if (!val_path.empty()) {
-    HONE_ASSIGN_OR_RETURN(splits.held_out, LoadDataset(name, DatasetOptionsFromConfig(config, val_path)));
+    absl::StatusOr<std::vector<Example>> held_out = LoadDataset(name, DatasetOptionsFromConfig(config, val_path));
+    if (!held_out.ok()) return from_file ? Annotate(held_out.status(), "data.val_path") : held_out.status();
+    splits.held_out = *std::move(held_out);
     splits.train = std::move(examples);
   } else {
     if (val_size >= static_cast<int64_t>(examples.size())) {

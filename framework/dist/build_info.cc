@@ -32,4 +32,6 @@ std::string BuildInfo() {
   return out.str();
 }
 
+std::string VersionText() { return std::string("hone ") + kHoneVersion + "\n" + BuildInfo(); }
+
 }  // namespace hone

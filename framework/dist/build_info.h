@@ -16,4 +16,11 @@ std::optional<std::string> NcclVersion();
 // One line per component for `hone --version`: libtorch, NCCL, OpenMP threads.
 std::string BuildInfo();
 
+// Hone's own release number.
+inline constexpr char kHoneVersion[] = "0.1.0";
+
+// What `hone --version` prints: "hone <kHoneVersion>" and BuildInfo(). Run and checkpoint
+// directories keep a copy, so a model says which build made it.
+std::string VersionText();
+
 }  // namespace hone

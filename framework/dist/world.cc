@@ -77,6 +77,10 @@ bool LaunchedAsManyRanks() {
     const char* value = std::getenv(var);
     if (value != nullptr && std::atoi(value) > 1) return true;
   }
+  // srun --mpi=pmix sets PMIX_RANK but no size variable: the step's task count is Slurm's.
+  // (A batch script's own environment has no PMIX_RANK.)
+  const char* step_tasks = std::getenv("SLURM_STEP_NUM_TASKS");
+  if (std::getenv("PMIX_RANK") != nullptr && step_tasks != nullptr && std::atoi(step_tasks) > 1) return true;
   return false;
 }
 

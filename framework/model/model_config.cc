@@ -1,8 +1,11 @@
 #include "framework/model/model_config.h"
 
 #include <fstream>
+#include <limits>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <sstream>
+#include <string_view>
 
 #include "absl/strings/str_cat.h"
 #include "framework/core/status.h"
@@ -34,6 +37,71 @@ const FamilyTraits* FindFamily(const std::string& model_type) {
   return nullptr;
 }
 
+// True when JSON `text` nests arrays/objects deeper than `limit` (brackets inside strings
+// do not count). Checked before parsing: nlohmann parses any depth, but recursive code
+// on the result (dump() in error messages) overflows the stack on a crafted file
+// nested a million levels deep.
+bool JsonDeeperThan(std::string_view text, int limit) {
+  int depth = 0;
+  bool in_string = false, escaped = false;
+  for (char c : text) {
+    if (in_string) {
+      if (escaped) {
+        escaped = false;
+      } else if (c == '\\') {
+        escaped = true;
+      } else if (c == '"') {
+        in_string = false;
+      }
+    } else if (c == '"') {
+      in_string = true;
+    } else if (c == '[' || c == '{') {
+      if (++depth > limit) return true;
+    } else if (c == ']' || c == '}') {
+      --depth;
+    }
+  }
+  return false;
+}
+
+// Far deeper than any real config.json (a few levels).
+constexpr int kMaxJsonDepth = 128;
+
+// A JSON integer that fits int64_t. nlohmann converts any number to int64_t on request:
+// a float outside its range (1e300) is undefined behaviour, an unsigned one above
+// INT64_MAX wraps. Integer fields are checked with this before they are read.
+bool IsInt64(const json& v) {
+  return v.is_number_integer() &&
+         (!v.is_number_unsigned() ||
+          v.get<uint64_t>() <= static_cast<uint64_t>(std::numeric_limits<int64_t>::max()));
+}
+
+// ModelConfig::NumParameters, or nullopt when it (or a partial sum) overflows int64_t.
+std::optional<int64_t> CheckedNumParameters(const ModelConfig& c) {
+  bool overflow = false;
+  auto mul = [&overflow](int64_t a, int64_t b) {
+    int64_t r = 0;
+    overflow |= __builtin_mul_overflow(a, b, &r);
+    return r;
+  };
+  auto add = [&overflow](int64_t a, int64_t b) {
+    int64_t r = 0;
+    overflow |= __builtin_add_overflow(a, b, &r);
+    return r;
+  };
+  const int64_t d = c.hidden_size, q = mul(c.num_attention_heads, c.head_dim),
+                kv = mul(c.num_key_value_heads, c.head_dim);
+  int64_t attention = add(add(mul(d, q), mul(2, mul(d, kv))), mul(q, d));
+  if (c.attention_bias) attention = add(attention, add(q, mul(2, kv)));
+  if (c.qk_norm) attention = add(attention, mul(2, c.head_dim));
+  const int64_t mlp = mul(3, mul(d, c.intermediate_size));
+  const int64_t layer = add(add(attention, mlp), mul(2, d));
+  const int64_t embeddings = mul(mul(c.vocab_size, d), c.tie_word_embeddings ? 1 : 2);
+  const int64_t total = add(add(embeddings, mul(c.num_hidden_layers, layer)), d);
+  if (overflow) return std::nullopt;
+  return total;
+}
+
 }  // namespace
 
 int64_t ModelConfig::NumParameters() const {
@@ -50,6 +118,10 @@ int64_t ModelConfig::NumParameters() const {
 
 absl::StatusOr<ModelConfig> ParseModelConfig(const std::string& json_text,
                                              const std::string& source) {
+  if (JsonDeeperThan(json_text, kMaxJsonDepth)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(source, " is not valid JSON: nested deeper than ", kMaxJsonDepth, " levels"));
+  }
   json j;
   try {
     j = json::parse(json_text);
@@ -70,8 +142,7 @@ absl::StatusOr<ModelConfig> ParseModelConfig(const std::string& json_text,
     }
     for (const char* required : {"vocab_size", "hidden_size", "intermediate_size",
                                  "num_hidden_layers", "num_attention_heads"}) {
-      if (!j.contains(required) || !j[required].is_number_integer() ||
-          j[required].get<int64_t>() <= 0) {
+      if (!j.contains(required) || !IsInt64(j[required]) || j[required].get<int64_t>() <= 0) {
         return error(required, "must be a positive integer");
       }
     }
@@ -80,6 +151,11 @@ absl::StatusOr<ModelConfig> ParseModelConfig(const std::string& json_text,
     c.intermediate_size = j["intermediate_size"];
     c.num_hidden_layers = j["num_hidden_layers"];
     c.num_attention_heads = j["num_attention_heads"];
+    for (const char* optional_int : {"num_key_value_heads", "head_dim", "max_position_embeddings"}) {
+      if (j.contains(optional_int) && !j[optional_int].is_null() && !IsInt64(j[optional_int])) {
+        return error(optional_int, "must be an integer");
+      }
+    }
     c.num_key_value_heads = j.value("num_key_value_heads", c.num_attention_heads);
     if (j.contains("head_dim") && !j["head_dim"].is_null()) {
       c.head_dim = j["head_dim"];
@@ -93,7 +169,13 @@ absl::StatusOr<ModelConfig> ParseModelConfig(const std::string& json_text,
       return error("num_key_value_heads", "must be positive and divide num_attention_heads");
     }
     if (c.head_dim <= 0 || c.head_dim % 2 != 0) return error("head_dim", "must be positive and even");
+    // The MLP is SwiGLU: another activation would load, run and give wrong outputs, and
+    // writing the config back would silently turn it into silu.
+    if (j.contains("hidden_act") && !(j["hidden_act"].is_string() && j["hidden_act"] == "silu")) {
+      return error("hidden_act", absl::StrCat("is ", j["hidden_act"].dump(), "; supported: \"silu\" (the MLP is SwiGLU)"));
+    }
     c.max_position_embeddings = j.value("max_position_embeddings", int64_t{2048});
+    if (c.max_position_embeddings <= 0) return error("max_position_embeddings", "must be a positive integer");
     c.rms_norm_eps = j.value("rms_norm_eps", 1e-6);
     c.rope_theta = j.value("rope_theta", 10000.0);
     c.tie_word_embeddings = j.value("tie_word_embeddings", false);
@@ -101,14 +183,20 @@ absl::StatusOr<ModelConfig> ParseModelConfig(const std::string& json_text,
     c.qk_norm = family->qk_norm;
     c.initializer_range = j.value("initializer_range", 0.02);
     c.torch_dtype = j.value("torch_dtype", std::string("float32"));
-    if (j.contains("bos_token_id") && j["bos_token_id"].is_number_integer()) {
+    if (j.contains("bos_token_id") && IsInt64(j["bos_token_id"])) {
       c.bos_token_id = j["bos_token_id"].get<int64_t>();
     }
     if (j.contains("eos_token_id")) {
       const json& eos = j["eos_token_id"];
-      if (eos.is_number_integer()) c.eos_token_ids.push_back(eos.get<int64_t>());
+      if (eos.is_number_integer()) {
+        if (!IsInt64(eos)) return error("eos_token_id", "must be an integer or a list of integers");
+        c.eos_token_ids.push_back(eos.get<int64_t>());
+      }
       if (eos.is_array()) {
-        for (const auto& id : eos) c.eos_token_ids.push_back(id.get<int64_t>());
+        for (const auto& id : eos) {
+          if (!IsInt64(id)) return error("eos_token_id", "must be an integer or a list of integers");
+          c.eos_token_ids.push_back(id.get<int64_t>());
+        }
       }
     }
     if (j.contains("rope_scaling") && j["rope_scaling"].is_object()) {
@@ -117,6 +205,10 @@ absl::StatusOr<ModelConfig> ParseModelConfig(const std::string& json_text,
       c.rope_scaling.factor = rs.value("factor", 1.0);
       c.rope_scaling.low_freq_factor = rs.value("low_freq_factor", 1.0);
       c.rope_scaling.high_freq_factor = rs.value("high_freq_factor", 4.0);
+      if (rs.contains("original_max_position_embeddings") &&
+          !IsInt64(rs["original_max_position_embeddings"])) {
+        return error("rope_scaling.original_max_position_embeddings", "must be an integer");
+      }
       c.rope_scaling.original_max_position_embeddings =
           rs.value("original_max_position_embeddings", int64_t{8192});
       const std::string& type = c.rope_scaling.rope_type;
@@ -128,6 +220,12 @@ absl::StatusOr<ModelConfig> ParseModelConfig(const std::string& json_text,
     }
   } catch (const std::exception& e) {
     return absl::InvalidArgumentError(absl::StrCat(source, ": ", e.what()));
+  }
+  // Absurd shapes would overflow every size computed from them (NumParameters, tensor
+  // sizes); no real model comes near.
+  if (!CheckedNumParameters(c)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(source, ": shapes too large: the parameter count overflows int64"));
   }
   return c;
 }
@@ -159,7 +257,9 @@ std::string ModelConfigToJson(const ModelConfig& c) {
   j["hidden_act"] = "silu";
   j["initializer_range"] = c.initializer_range;
   j["torch_dtype"] = c.torch_dtype;
-  if (c.model_type == "llama") j["attention_bias"] = c.attention_bias;
+  // Families whose attention has no bias by default (llama, qwen3) read attention_bias
+  // from config.json, so it must be written for them; qwen2 always has one.
+  if (family == nullptr || !family->default_attention_bias) j["attention_bias"] = c.attention_bias;
   if (c.rope_scaling.rope_type != "default") {
     j["rope_scaling"] = {{"rope_type", c.rope_scaling.rope_type},
                          {"factor", c.rope_scaling.factor}};

@@ -61,6 +61,36 @@ constexpr char kMetadataKey[] = "__metadata__";
 constexpr char kSingleFile[] = "model.safetensors";
 constexpr char kIndexFile[] = "model.safetensors.index.json";
 
+// True when JSON `text` nests arrays/objects deeper than `limit` (brackets inside strings
+// do not count). Checked before parsing: nlohmann parses any depth, but recursive code
+// on the result (dump() in error messages) overflows the stack on a crafted file
+// nested a million levels deep.
+bool JsonDeeperThan(std::string_view text, int limit) {
+  int depth = 0;
+  bool in_string = false, escaped = false;
+  for (char c : text) {
+    if (in_string) {
+      if (escaped) {
+        escaped = false;
+      } else if (c == '\\') {
+        escaped = true;
+      } else if (c == '"') {
+        in_string = false;
+      }
+    } else if (c == '"') {
+      in_string = true;
+    } else if (c == '[' || c == '{') {
+      if (++depth > limit) return true;
+    } else if (c == ']' || c == '}') {
+      --depth;
+    }
+  }
+  return false;
+}
+
+// Far deeper than any real safetensors header or index (a few levels).
+constexpr int kMaxJsonDepth = 128;
+
 struct DTypeInfo {
   DType dtype;
   std::string_view name;
@@ -326,6 +356,10 @@ absl::StatusOr<TensorMap> ReadSafetensors(const std::string& path) {
   std::string header_text(header_len, '\0');
   HONE_RETURN_IF_ERROR(ReadAt(fd.get(), 8, header_text.data(), header_len, path));
 
+  if (JsonDeeperThan(header_text, kMaxJsonDepth)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(path, ": header is nested deeper than ", kMaxJsonDepth, " levels"));
+  }
   json header;
   try {
     header = json::parse(header_text);
@@ -452,6 +486,10 @@ absl::StatusOr<TensorMap> ReadSafetensorsDir(const std::string& dir) {
   }
   const std::string index_path = index.string();
   HONE_ASSIGN_OR_RETURN(std::string text, ReadSmallFile(index_path));
+  if (JsonDeeperThan(text, kMaxJsonDepth)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(index_path, ": nested deeper than ", kMaxJsonDepth, " levels"));
+  }
   json doc;
   try {
     doc = json::parse(text);

@@ -26,6 +26,36 @@ namespace {
 using json = nlohmann::json;
 using internal::NextCodePoint;
 
+// True when JSON `text` nests arrays/objects deeper than `limit` (brackets inside strings
+// do not count). Checked before parsing: nlohmann parses any depth, but recursive code
+// on the result (dump() in error messages, building nested "Sequence" components)
+// overflows the stack on a crafted file nested a million levels deep.
+bool JsonDeeperThan(std::string_view text, int limit) {
+  int depth = 0;
+  bool in_string = false, escaped = false;
+  for (char c : text) {
+    if (in_string) {
+      if (escaped) {
+        escaped = false;
+      } else if (c == '\\') {
+        escaped = true;
+      } else if (c == '"') {
+        in_string = false;
+      }
+    } else if (c == '"') {
+      in_string = true;
+    } else if (c == '[' || c == '{') {
+      if (++depth > limit) return true;
+    } else if (c == ']' || c == '}') {
+      --depth;
+    }
+  }
+  return false;
+}
+
+// Far deeper than any real tokenizer.json (a few levels).
+constexpr int kMaxJsonDepth = 128;
+
 struct AddedToken {
   int64_t id = 0;
   std::string content;
@@ -145,6 +175,10 @@ class PipelineTokenizer : public Tokenizer {
     added_.reserve(added.size());  // Matchers keep pointers into added_.
     for (const json& a : added) {
       AddedToken t;
+      // get<int64_t>() of a float such as 1e300 would be undefined behaviour.
+      if (!a.at("id").is_number_integer()) {
+        return absl::InvalidArgumentError(absl::StrCat("added token ", a.dump(), ": id is not an integer"));
+      }
       t.id = a.at("id").get<int64_t>();
       t.content = a.at("content").get<std::string>();
       t.single_word = a.value("single_word", false);
@@ -250,6 +284,10 @@ class PipelineTokenizer : public Tokenizer {
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<Tokenizer>> TokenizerFromJson(std::string_view json_text) {
+  if (JsonDeeperThan(json_text, kMaxJsonDepth)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("malformed JSON: nested deeper than ", kMaxJsonDepth, " levels"));
+  }
   // nlohmann reports errors by exception; none may leave this library.
   try {
     json root = json::parse(json_text.begin(), json_text.end());

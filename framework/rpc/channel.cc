@@ -139,4 +139,11 @@ absl::StatusOr<RunningServer> StartServer(const std::string& host, int port,
   return running;
 }
 
+std::string AnnouncedEndpoint(const std::string& bind_host, int port, const std::string& hostname) {
+  const bool wildcard = bind_host == "0.0.0.0" || bind_host == "::" || bind_host == "[::]" || bind_host.empty();
+  if (wildcard) return absl::StrCat(hostname, ":", port);
+  const bool ipv6_literal = bind_host.find(':') != std::string::npos && bind_host.front() != '[';
+  return ipv6_literal ? absl::StrCat("[", bind_host, "]:", port) : absl::StrCat(bind_host, ":", port);
+}
+
 }  // namespace hone::rpc

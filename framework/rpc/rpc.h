@@ -118,4 +118,10 @@ absl::StatusOr<RunningServer> StartServer(const std::string& host, int port,
                                           const std::vector<grpc::Service*>& services,
                                           int max_message_bytes);
 
+// The endpoint other ranks should dial for a server bound to `bind_host`:`port`. A
+// wildcard bind (0.0.0.0, ::) listens on every interface but is no address to dial, so it
+// is announced as `hostname` (a multi-node job: each worker names its own node); any
+// other host is announced as bound.
+std::string AnnouncedEndpoint(const std::string& bind_host, int port, const std::string& hostname);
+
 }  // namespace hone::rpc

@@ -11,6 +11,7 @@ namespace hone {
 namespace {
 
 using ::testing::HasSubstr;
+using ::testing::Not;
 
 std::string WriteTemp(const std::string& name, const std::string& text) {
   std::string path = ::testing::TempDir() + "/" + name;
@@ -102,6 +103,49 @@ TEST(ConfigTest, PrintedConfigReadsBackToTheSameValues) {
   EXPECT_DOUBLE_EQ(reread->Float("optim.lr"), 3e-4);
   EXPECT_EQ(reread->Int("rollout.n"), 4);
   EXPECT_EQ(reread->String("trainer.output_dir"), "runs/x y");
+}
+
+// Input paths in a file resolve against the file's directory, so a config runs from any
+// working directory; on the command line they resolve against the working directory.
+TEST(ConfigTest, RelativePathsResolveAgainstTheFileOrTheWorkingDirectory) {
+  namespace fs = std::filesystem;
+  const fs::path dir = fs::path(::testing::TempDir()) / "hone_config_paths" / "configs";
+  fs::create_directories(dir);
+  std::ofstream(dir / "job.yaml") << "model: {init_config: models/tiny.json, path: /abs/model}\n"
+                                     "data: {train_path: ../data/train.jsonl, val_path: ''}\n"
+                                     "trainer: {output_dir: runs/x}\n";
+  auto config = Config::Load(HoneConfigSchema(), (dir / "job.yaml").string(), {});
+  ASSERT_TRUE(config.ok()) << config.status();
+  EXPECT_EQ(config->String("model.init_config"), (fs::absolute(dir) / "models/tiny.json").lexically_normal().string());
+  EXPECT_EQ(config->String("data.train_path"),
+            (fs::absolute(dir).parent_path() / "data/train.jsonl").lexically_normal().string());
+  EXPECT_EQ(config->String("model.path"), "/abs/model");
+  EXPECT_EQ(config->String("data.val_path"), "");
+  // Outputs stay relative to the working directory.
+  EXPECT_EQ(config->String("trainer.output_dir"), "runs/x");
+
+  auto overridden = Config::Load(HoneConfigSchema(), (dir / "job.yaml").string(), {"model.init_config=m.json"});
+  ASSERT_TRUE(overridden.ok()) << overridden.status();
+  EXPECT_EQ(overridden->String("model.init_config"), (fs::current_path() / "m.json").string());
+  // The printed config names the same files from anywhere.
+  EXPECT_THAT(overridden->ToYaml(), HasSubstr((fs::current_path() / "m.json").string()));
+}
+
+// Floats print as written, not as their 17-digit expansion; range errors stay readable.
+TEST(ConfigTest, NumbersPrintShortest) {
+  EXPECT_EQ(FormatConfigNumber(0.9), "0.9");
+  EXPECT_EQ(FormatConfigNumber(1e-5), "1e-05");
+  EXPECT_EQ(FormatConfigNumber(0.1 + 0.2), "0.30000000000000004");  // a different double
+  EXPECT_EQ(FormatConfigNumber(3), "3");
+  auto config = Config::Load(HoneConfigSchema(), "", {"optim.betas=[0.9, 0.95]", "optim.lr=3e-4"});
+  ASSERT_TRUE(config.ok()) << config.status();
+  const std::string printed = config->ToYaml(/*with_help=*/false);
+  EXPECT_THAT(printed, HasSubstr("betas: [0.9, 0.95]"));
+  EXPECT_THAT(printed, HasSubstr("lr: 0.0003"));
+  EXPECT_THAT(printed, Not(HasSubstr("0000000")));
+  auto out_of_range = Config::Load(HoneConfigSchema(), "", {"rpc.port=70000"});
+  ASSERT_FALSE(out_of_range.ok());
+  EXPECT_THAT(out_of_range.status().message(), HasSubstr("allowed: 0 .. 65535"));
 }
 
 // Every ready-to-run config in configs/ is valid against the schema.

@@ -125,12 +125,18 @@ TEST_F(EvalCli, SingleModelDefaultOutputAndProgress) {
   CliRun run = RunHone("eval --config " + Dir() + "/eval.yaml --model " + Dir() + "/m1");
   ASSERT_EQ(run.exit_code, 0) << run.out;
   EXPECT_THAT(run.out, HasSubstr("eval A: 12/12 prompts"));
-  std::ifstream in(Dir() + "/run/eval.json");
+  // Next to the model, not into trainer.output_dir (which may be another run's directory).
+  EXPECT_FALSE(fs::exists(Dir() + "/run/eval.json"));
+  std::ifstream in(Dir() + "/m1/eval.json");
   ASSERT_TRUE(in.good());
   json report = json::parse(in);
   EXPECT_EQ(report["num_prompts"], 12);
   EXPECT_EQ(report["models"].size(), 1u);
   EXPECT_EQ(report["disagreements"].size(), 0u);
+  // A second evaluation replaces the report, and says so.
+  CliRun again = RunHone("eval --config " + Dir() + "/eval.yaml --model " + Dir() + "/m1 --limit 3");
+  ASSERT_EQ(again.exit_code, 0) << again.out;
+  EXPECT_THAT(again.out, HasSubstr("overwriting the existing " + Dir() + "/m1/eval.json"));
 }
 
 TEST_F(EvalCli, PrintConfigShowsOverrides) {

@@ -104,6 +104,41 @@ TEST_F(RewardCli, MalformedLineNamesItsNumber) {
   EXPECT_THAT(run.out, HasSubstr("line 1: ground truth"));
 }
 
+// With --skip-invalid, output line N answers input line N: bad lines get an "error", blank
+// lines stay blank, and extra fields such as an id are copied through.
+TEST_F(RewardCli, SkipInvalidKeepsOneLinePerInputLine) {
+  CliRun run = RunHone("--skip-invalid",
+                       "{\"response\": \"\\\\boxed{3}\", \"ground_truth\": 3, \"id\": \"a\"}\n"
+                       "\n"
+                       "{\"response\": 5, \"ground_truth\": 1, \"id\": \"c\"}\n"
+                       "not json\n"
+                       "{\"response\": \"x\", \"ground_truth\": [1]}\n");
+  ASSERT_EQ(run.exit_code, 0) << run.out;
+  std::vector<std::string> lines;
+  for (size_t start = 0; start < run.out.size();) {
+    size_t end = run.out.find('\n', start);
+    lines.push_back(run.out.substr(start, end - start));
+    start = end + 1;
+  }
+  ASSERT_EQ(lines.size(), 5u) << run.out;
+  EXPECT_EQ(json::parse(lines[0])["id"], "a");
+  EXPECT_EQ(json::parse(lines[0])["correct"], 1.0);
+  EXPECT_EQ(lines[1], "");
+  EXPECT_EQ(json::parse(lines[2])["id"], "c");
+  EXPECT_EQ(json::parse(lines[2])["error"], "field \"response\" must be a string, not a number");
+  EXPECT_THAT(json::parse(lines[3])["error"].get<std::string>(), HasSubstr("bad JSON"));
+  EXPECT_EQ(json::parse(lines[4])["error"], "field \"ground_truth\" must be an integer or a string, not an array");
+}
+
+TEST_F(RewardCli, NegativeWeightsAreRefused) {
+  for (const char* option : {"--correct-weight -1", "--format-weight -0.5"}) {
+    CliRun run = RunHone(option, "");
+    EXPECT_NE(run.exit_code, 0) << option;
+    EXPECT_THAT(run.out, HasSubstr("must be >= 0")) << option;
+    EXPECT_THAT(run.out, ::testing::Not(HasSubstr("179769"))) << option;
+  }
+}
+
 TEST_F(RewardCli, UnknownNamesAreErrors) {
   CliRun run = RunHone("--fn nope", "");
   EXPECT_NE(run.exit_code, 0);

@@ -236,5 +236,26 @@ TEST_F(ServerTest, TakenPortIsAnErrorNamingIt) {
   EXPECT_THAT(second.status().message(), HasSubstr(server_.endpoint));
 }
 
+TEST(AnnouncedEndpoint, WildcardBindsAreAnnouncedByHostName) {
+  EXPECT_EQ(AnnouncedEndpoint("0.0.0.0", 4321, "node-7"), "node-7:4321");
+  EXPECT_EQ(AnnouncedEndpoint("::", 4321, "node-7"), "node-7:4321");
+  EXPECT_EQ(AnnouncedEndpoint("127.0.0.1", 4321, "node-7"), "127.0.0.1:4321");
+  EXPECT_EQ(AnnouncedEndpoint("10.0.0.5", 80, "node-7"), "10.0.0.5:80");
+  EXPECT_EQ(AnnouncedEndpoint("::1", 4321, "node-7"), "[::1]:4321");
+}
+
+TEST(AnnouncedEndpoint, AWildcardServerIsReachableAtTheAnnouncedName) {
+  TestRewardService service("t");
+  absl::StatusOr<RunningServer> server = StartServer("0.0.0.0", 0, {&service}, kBigLimit);
+  ASSERT_TRUE(server.ok()) << server.status();
+  // "localhost" stands for this machine's host name, which need not resolve in a sandbox.
+  const std::string endpoint = AnnouncedEndpoint("0.0.0.0", server->port, "localhost");
+  auto stub = proto::RewardService::NewStub(MakeChannel(endpoint, kBigLimit));
+  proto::HealthResponse response;
+  auto context = MakeClientContext("t", 10.0);
+  EXPECT_TRUE(stub->Health(context.get(), proto::HealthRequest(), &response).ok()) << endpoint;
+  server->server->Shutdown();
+}
+
 }  // namespace
 }  // namespace hone::rpc

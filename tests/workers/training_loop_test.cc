@@ -77,6 +77,9 @@ TEST(TrainingLoopTest, SftThenGrpoWriteModelsMetricsAndCheckpoints) {
   EXPECT_TRUE(fs::exists(root + "/grpo/checkpoints/step_000002/optimizer_shard_0_of_1.pt"));
   EXPECT_TRUE(fs::exists(root + "/grpo/checkpoints/step_000002/trainer_state.json"));
   EXPECT_FALSE(fs::exists(root + "/grpo/checkpoints/step_000002.tmp"));
+  // Every checkpoint says which build made it.
+  EXPECT_TRUE(fs::exists(root + "/grpo/checkpoints/step_000002/hone_version.txt"));
+  EXPECT_TRUE(fs::exists(root + "/grpo/final/hone_version.txt"));
   EXPECT_TRUE(LoadPretrained(root + "/grpo/final").ok());
   fs::remove_all(root);
 }

@@ -7,7 +7,7 @@
 // --limit / eval.limit of them) with the same sampling settings and seed. Prints one table
 // (a column per model, plus B - A with two models) and, with two models, the prompts where
 // their first samples disagree; writes everything as JSON to --output / eval.output
-// (default <trainer.output_dir>/eval.json). Progress goes to stderr.
+// (default: eval.json in the last --model directory). Progress goes to stderr.
 #include <unistd.h>
 
 #include <filesystem>
@@ -26,6 +26,7 @@
 #include "nlohmann/json.hpp"
 #include "workers/cli/command.h"
 #include "workers/cli/threads.h"
+#include "workers/cli/validators.h"
 #include "workers/eval/evaluator.h"
 
 namespace hone::cli {
@@ -211,8 +212,10 @@ absl::Status RunEval(const EvalArgs& args) {
   }
   HONE_ASSIGN_OR_RETURN(eval::EvalOptions options, eval::EvalOptionsFromConfig(config));
   SetComputeThreads(static_cast<int>(config.Int("runtime.num_threads")));
+  // By default the report goes next to the weights it describes (the last --model: B when
+  // comparing), never into trainer.output_dir, which may be another run's directory.
   std::string output = config.String("eval.output");
-  if (output.empty()) output = (fs::path(config.String("trainer.output_dir")) / "eval.json").string();
+  if (output.empty()) output = (fs::path(args.models.back()) / "eval.json").string();
 
   HONE_ASSIGN_OR_RETURN(data::DataSplits splits, data::LoadSplits(config));
   const std::vector<data::Example> examples =
@@ -263,6 +266,8 @@ absl::Status RunEval(const EvalArgs& args) {
   }
   PrintReport(runs, options, cmp ? &*cmp : nullptr);
   // Byte-level BPE may decode a cut multi-byte character: replace it rather than fail.
+  std::error_code exists_error;
+  if (fs::exists(output, exists_error)) std::cerr << "eval: overwriting the existing " << output << "\n";
   HONE_RETURN_IF_ERROR(WriteFileAtomically(output, report.dump(2, ' ', false, json::error_handler_t::replace) + "\n"));
   std::cout << "\nwrote " << output << "\n";
   return absl::OkStatus();
@@ -276,8 +281,8 @@ CommandAction SetupEvalCommand(CLI::App& sub) {
   sub.add_option("--model", args->models, "model directory in HF layout; give twice to compare A and B")
       ->allow_extra_args(false);  // one directory per --model: overrides may follow
   sub.add_option("--limit", args->limit, "evaluate a seeded random subset of N held-out prompts (eval.limit)")
-      ->check(CLI::NonNegativeNumber);
-  sub.add_option("--output", args->output, "JSON report path (eval.output; default <trainer.output_dir>/eval.json)");
+      ->check(NonNegative());
+  sub.add_option("--output", args->output, "JSON report path (eval.output; default: eval.json in the last --model directory)");
   sub.add_flag("--print-config", args->print_config, "print the resolved config as YAML and exit");
   sub.add_option("overrides", args->overrides, "config overrides key=value, e.g. eval.n=8 eval.k=[1,8]");
   sub.footer(

@@ -11,7 +11,9 @@
 #include "framework/model/model.h"
 #include "framework/model/pretrained.h"
 #include "framework/model/safetensors.h"
+#include "framework/model/tokenizer.h"
 #include "workers/cli/command.h"
+#include "workers/cli/validators.h"
 
 namespace hone::cli {
 namespace {
@@ -36,9 +38,19 @@ absl::StatusOr<std::string> ReadFile(const std::string& path) {
 
 absl::Status RunInit(const ModelInitOptions& o) {
   HONE_ASSIGN_OR_RETURN(ModelConfig config, LoadModelConfig(o.config_json));
+  std::string tokenizer_json;
+  if (!o.tokenizer.empty()) {
+    HONE_ASSIGN_OR_RETURN(tokenizer_json, ReadFile(o.tokenizer));
+    HONE_ASSIGN_OR_RETURN(std::unique_ptr<Tokenizer> tokenizer, TokenizerFromJson(tokenizer_json));
+    // Ids at or above vocab_size have no embedding row: the model could not be loaded.
+    if (tokenizer->VocabSize() > config.vocab_size) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          o.config_json, ": field 'vocab_size' is ", config.vocab_size, " but the tokenizer ", o.tokenizer, " has ",
+          tokenizer->VocabSize(), " tokens: vocab_size must be at least ", tokenizer->VocabSize()));
+    }
+  }
   CausalLM model = InitModel(config, o.seed);
   if (!o.tokenizer.empty()) {
-    HONE_ASSIGN_OR_RETURN(std::string tokenizer_json, ReadFile(o.tokenizer));
     HONE_RETURN_IF_ERROR(SavePretrained(model, tokenizer_json, o.out, o.dtype));
   } else {
     HONE_RETURN_IF_ERROR(SaveModel(model, o.out, o.dtype));
@@ -59,6 +71,20 @@ absl::Status RunInfo(const std::string& dir) {
   }
   std::string dtypes;
   for (const auto& [name, count] : dtype_counts) absl::StrAppend(&dtypes, dtypes.empty() ? "" : ", ", name);
+  // What generation stops on: config.json's eos_token_id plus the tokenizer's end tokens.
+  std::string stops = c.eos_token_ids.empty() ? "none in config.json" : "";
+  const fs::path tokenizer_path = fs::path(dir) / "tokenizer.json";
+  if (fs::exists(tokenizer_path)) {
+    HONE_ASSIGN_OR_RETURN(std::unique_ptr<Tokenizer> tokenizer, LoadTokenizer(tokenizer_path.string()));
+    stops.clear();
+    for (int64_t id : StopTokenIds(c, *tokenizer)) {
+      std::optional<std::string> text = tokenizer->IdToToken(id);
+      absl::StrAppend(&stops, stops.empty() ? "" : ", ", id, text ? absl::StrCat(" ", *text) : "");
+    }
+    if (stops.empty()) stops = "none";
+  } else {
+    for (int64_t id : c.eos_token_ids) absl::StrAppend(&stops, stops.empty() ? "" : ", ", id);
+  }
   std::cout << absl::StrFormat(
       "model_type:        %s\n"
       "layers:            %d\n"
@@ -66,6 +92,8 @@ absl::Status RunInfo(const std::string& dir) {
       "intermediate_size: %d\n"
       "attention heads:   %d (key/value heads %d, head_dim %d)\n"
       "vocab_size:        %d\n"
+      "max_position_embeddings: %d\n"
+      "stop tokens:       %s\n"
       "tie_embeddings:    %s\n"
       "rope:              theta %g, scaling %s\n"
       "parameters:        %d (%.2fM)\n"
@@ -73,7 +101,7 @@ absl::Status RunInfo(const std::string& dir) {
       "tokenizer.json:    %s\n",
       c.model_type, c.num_hidden_layers, c.hidden_size, c.intermediate_size,
       c.num_attention_heads, c.num_key_value_heads, c.head_dim, c.vocab_size,
-      c.tie_word_embeddings ? "yes" : "no", c.rope_theta, c.rope_scaling.rope_type,
+      c.max_position_embeddings, stops, c.tie_word_embeddings ? "yes" : "no", c.rope_theta, c.rope_scaling.rope_type,
       c.NumParameters(), c.NumParameters() / 1e6, tensors.size(), stored, dtypes,
       fs::exists(fs::path(dir) / "tokenizer.json") ? "present" : "absent");
   return absl::OkStatus();
@@ -91,7 +119,7 @@ CommandAction SetupModelCommand(CLI::App& sub) {
   init_cmd->add_option("--tokenizer", init->tokenizer, "tokenizer.json to copy next to the weights")
       ->check(CLI::ExistingFile);
   init_cmd->add_option("--dtype", init->dtype, "stored dtype")->check(CLI::IsMember({"F32", "BF16", "F16"}));
-  init_cmd->add_option("--seed", init->seed, "initialisation seed");
+  init_cmd->add_option("--seed", init->seed, "initialisation seed")->check(SeedValue());
   auto info_dir = std::make_shared<std::string>();
   CLI::App* info_cmd = sub.add_subcommand("info", "Print a model directory's shape, parameters and dtype");
   info_cmd->add_option("dir", *info_dir, "model directory")->required();

@@ -18,6 +18,7 @@
 #include "framework/reward/reward.h"
 #include "nlohmann/json.hpp"
 #include "workers/cli/command.h"
+#include "workers/cli/validators.h"
 
 namespace hone::cli {
 namespace {
@@ -27,7 +28,17 @@ using nlohmann::json;
 struct RewardArgs {
   std::string fn = "boxed_integer";
   reward::RewardOptions options;
+  bool skip_invalid = false;
 };
+
+const char* JsonTypeName(const json& value) {
+  if (value.is_null()) return "null";
+  if (value.is_boolean()) return "a boolean";
+  if (value.is_number()) return "a number";
+  if (value.is_string()) return "a string";
+  if (value.is_array()) return "an array";
+  return "an object";
+}
 
 absl::StatusOr<int64_t> GroundTruthOf(const json& value) {
   if (value.is_string()) return reward::ParseGroundTruth(value.get<std::string>());
@@ -43,22 +54,31 @@ absl::StatusOr<int64_t> GroundTruthOf(const json& value) {
       return static_cast<int64_t>(v);
     }
   }
-  return absl::InvalidArgumentError("\"ground_truth\" must be an integer or a string");
+  return absl::InvalidArgumentError(absl::StrCat("field \"ground_truth\" must be an integer or a string, not ",
+                                                 JsonTypeName(value)));
 }
 
-// One input line to one output object; errors name the problem, the caller the line.
-absl::StatusOr<json> ScoreLine(const std::string& line, const RewardArgs& args,
-                               reward::RewardFn fn) {
-  json record;
-  try {
-    record = json::parse(line);
-  } catch (const json::exception& e) {
-    return absl::InvalidArgumentError(absl::StrCat("bad JSON: ", e.what()));
+// The input fields other than the scored ones (an "id", say), so that outputs can be
+// joined back to inputs.
+json PassedThrough(const json& record) {
+  json out = json::object();
+  if (!record.is_object()) return out;
+  for (const auto& [key, value] : record.items()) {
+    if (key != "response" && key != "ground_truth") out[key] = value;
   }
-  if (!record.is_object()) return absl::InvalidArgumentError("expected a JSON object");
+  return out;
+}
+
+// One input record to one output object; errors name the problem, the caller the line.
+absl::StatusOr<json> ScoreRecord(const json& record, const RewardArgs& args, reward::RewardFn fn) {
+  if (!record.is_object()) {
+    return absl::InvalidArgumentError(absl::StrCat("expected a JSON object, not ", JsonTypeName(record)));
+  }
   auto response = record.find("response");
-  if (response == record.end() || !response->is_string()) {
-    return absl::InvalidArgumentError("missing string field \"response\"");
+  if (response == record.end()) return absl::InvalidArgumentError("missing field \"response\"");
+  if (!response->is_string()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("field \"response\" must be a string, not ", JsonTypeName(*response)));
   }
   auto gt_field = record.find("ground_truth");
   if (gt_field == record.end()) return absl::InvalidArgumentError("missing field \"ground_truth\"");
@@ -66,7 +86,7 @@ absl::StatusOr<json> ScoreLine(const std::string& line, const RewardArgs& args,
 
   const std::string text = response->get<std::string>();
   reward::RewardResult result = reward::ScoreBoxedInteger(text, ground_truth, args.options);
-  json out;
+  json out = PassedThrough(record);
   out["correct"] = result.correct;
   out["format"] = result.format;
   out["total"] = result.total;
@@ -83,11 +103,29 @@ absl::Status RunReward(const RewardArgs& args) {
   while (std::getline(std::cin, line)) {
     ++line_no;
     if (!line.empty() && line.back() == '\r') line.pop_back();
-    if (line.find_first_not_of(" \t") == std::string::npos) continue;
-    absl::StatusOr<json> out = ScoreLine(line, args, fn);
+    // A blank line in is a blank line out: output line N always answers input line N.
+    if (line.find_first_not_of(" \t") == std::string::npos) {
+      std::cout << '\n';
+      continue;
+    }
+    json record;
+    std::string parse_error;
+    try {
+      record = json::parse(line);
+    } catch (const json::exception& e) {
+      parse_error = e.what();
+    }
+    absl::StatusOr<json> out = absl::InvalidArgumentError(absl::StrCat("bad JSON: ", parse_error));
+    if (parse_error.empty()) out = ScoreRecord(record, args, fn);
+    if (!out.ok() && args.skip_invalid) {
+      json error = PassedThrough(record);
+      error["error"] = std::string(out.status().message());
+      out = std::move(error);
+    }
     if (!out.ok()) {
       std::cout.flush();
-      return absl::InvalidArgumentError(absl::StrCat("line ", line_no, ": ", out.status().message()));
+      return absl::InvalidArgumentError(absl::StrCat("line ", line_no, ": ", out.status().message(),
+                                                     " (--skip-invalid writes an \"error\" line instead)"));
     }
     // Extraction cuts only at ASCII bytes, so valid UTF-8 in gives valid UTF-8 out;
     // `replace` only keeps one odd line from aborting a whole scoring run.
@@ -109,15 +147,19 @@ CommandAction SetupRewardCommand(CLI::App& sub) {
                  "answer when a response has no \\boxed{}: " +
                      absl::StrJoin(reward::FallbackNames(), ", "))
       ->capture_default_str();
+  // The bounds of reward.correct_weight and reward.format_weight in the config schema.
   sub.add_option("--correct-weight", args->options.correct_weight,
                  "weight of correctness in total")
-      ->capture_default_str();
+      ->capture_default_str()->check(NonNegative());
   sub.add_option("--format-weight", args->options.format_weight, "weight of format in total")
-      ->capture_default_str();
+      ->capture_default_str()->check(NonNegative());
+  sub.add_flag("--skip-invalid", args->skip_invalid,
+               "write {\"error\": ...} for a malformed line and go on, instead of stopping");
   sub.footer(
       "Reads JSONL {\"response\": ..., \"ground_truth\": ...} on stdin (ground_truth: an integer "
       "or a GSM8K answer ending in '#### N') and writes one JSONL line per input with correct, "
-      "format, total, extracted and score.");
+      "format, total, extracted and score. Other input fields (an \"id\", say) are copied to the output line; "
+      "a blank line in gives a blank line out, so output line N always answers input line N.");
   return [args]() { return RunReward(*args); };
 }
 

@@ -2,6 +2,8 @@
 #include "framework/core/status.h"
 #include "workers/cli/command.h"
 #include "workers/cli/config_args.h"
+#include "workers/controller/run_dir.h"
+#include "workers/controller/shutdown.h"
 #include "workers/controller/sft_loop.h"
 
 namespace hone::cli {
@@ -14,6 +16,8 @@ CommandAction SetupSftCommand(CLI::App& sub) {
     auto config = ResolveConfig(*args);
     if (absl::IsCancelled(config.status())) return absl::OkStatus();
     HONE_RETURN_IF_ERROR(config.status());
+    HONE_RETURN_IF_ERROR(PrepareRunDir(*config, config->ToYaml(), /*can_resume=*/false, "hone sft"));
+    InstallStopHandlers(StopRole::kController, config->Float("trainer.shutdown_grace_s"), "hone sft");
     return RunSft(*config);
   };
 }

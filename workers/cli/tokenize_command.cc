@@ -5,6 +5,7 @@
 //   -> 9707 1879
 //   echo '9707 1879' | hone tokenize --tokenizer qwen3/tokenizer.json --decode
 //   -> Hello world
+//   hone tokenize --tokenizer qwen3/tokenizer.json 'Hello world'   (texts as arguments)
 //
 // A plain input line is the text without its newline, so texts containing newlines need
 // --jsonl: every input line is then a JSON string ("a\nb"), and --decode prints JSON
@@ -34,6 +35,7 @@ struct TokenizeArgs {
   std::string tokenizer;
   bool decode = false;
   bool jsonl = false;
+  std::vector<std::string> texts;  // positional: each is one input line, instead of stdin
 };
 
 absl::StatusOr<std::string> EncodeLine(const Tokenizer& tokenizer, const std::string& line,
@@ -69,11 +71,19 @@ absl::StatusOr<std::string> DecodeLine(const Tokenizer& tokenizer, const std::st
 
 absl::Status RunTokenize(const TokenizeArgs& args) {
   HONE_ASSIGN_OR_RETURN(std::unique_ptr<Tokenizer> tokenizer, LoadTokenizer(args.tokenizer));
+  auto convert = [&](const std::string& line) {
+    return args.decode ? DecodeLine(*tokenizer, line, args.jsonl) : EncodeLine(*tokenizer, line, args.jsonl);
+  };
+  for (size_t i = 0; i < args.texts.size(); ++i) {
+    absl::StatusOr<std::string> out = convert(args.texts[i]);
+    if (!out.ok()) return Annotate(out.status(), absl::StrCat("argument ", i + 1));
+    std::cout << *out << '\n' << std::flush;
+  }
+  if (!args.texts.empty()) return absl::OkStatus();
   std::ios::sync_with_stdio(false);  // Line-at-a-time reads through C stdio are slow.
   std::string line;
   for (int64_t line_no = 1; std::getline(std::cin, line); ++line_no) {
-    absl::StatusOr<std::string> out = args.decode ? DecodeLine(*tokenizer, line, args.jsonl)
-                                                  : EncodeLine(*tokenizer, line, args.jsonl);
+    absl::StatusOr<std::string> out = convert(line);
     if (!out.ok()) return Annotate(out.status(), absl::StrCat("input line ", line_no));
     std::cout << *out << '\n' << std::flush;
   }
@@ -93,6 +103,9 @@ CommandAction SetupTokenizeCommand(CLI::App& sub) {
   sub.add_flag("--jsonl", args->jsonl,
                "texts are JSON strings, one per line (input when encoding, output when "
                "decoding), so they may contain newlines");
+  sub.add_option("text", args->texts,
+                 "texts (or, with --decode, id lists like \"9707 1879\") to convert, one output line each; "
+                 "none: read lines from stdin");
   return [args] { return RunTokenize(*args); };
 }
 

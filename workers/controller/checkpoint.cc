@@ -9,6 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "framework/core/status.h"
+#include "workers/controller/run_dir.h"
 
 namespace hone {
 
@@ -19,7 +20,7 @@ std::string CheckpointDir(const std::string& output_dir, int64_t step) {
 }
 
 absl::Status WriteCheckpoint(PolicyTrainer& trainer, const std::string& final_dir,
-                             const std::map<std::string, int64_t>& state) {
+                             const std::map<std::string, int64_t>& state, const std::string& run_dir) {
   const std::string tmp = final_dir + ".tmp";
   std::error_code ec;
   fs::remove_all(tmp, ec);
@@ -32,6 +33,7 @@ absl::Status WriteCheckpoint(PolicyTrainer& trainer, const std::string& final_di
     out << j.dump(2) << "\n";
     if (!out) return absl::InternalError(absl::StrCat("cannot write state.json in ", tmp));
   }
+  HONE_RETURN_IF_ERROR(WriteRunInfo(tmp, run_dir));
   fs::remove_all(final_dir, ec);
   fs::rename(tmp, final_dir, ec);
   if (ec) return absl::InternalError(absl::StrCat("cannot rename ", tmp, " to ", final_dir, ": ", ec.message()));

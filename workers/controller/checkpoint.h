@@ -19,9 +19,11 @@ namespace hone {
 
 std::string CheckpointDir(const std::string& output_dir, int64_t step);
 
-// Writes the trainer's checkpoint plus `state` (as state.json) atomically to `final_dir`.
+// Writes the trainer's checkpoint plus `state` (as state.json) atomically to `final_dir`,
+// with hone_version.txt and a copy of <run_dir>/config.yaml (when there is one), so the
+// checkpoint says which run and build made it.
 absl::Status WriteCheckpoint(PolicyTrainer& trainer, const std::string& final_dir,
-                             const std::map<std::string, int64_t>& state);
+                             const std::map<std::string, int64_t>& state, const std::string& run_dir = "");
 
 // A checkpoint to continue from (trainer.resume=auto).
 struct ResumePoint {

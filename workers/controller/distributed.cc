@@ -15,7 +15,9 @@
 #include "workers/common/health_monitor.h"
 #include "workers/common/remote.h"
 #include "workers/common/serving.h"
+#include "workers/controller/data_checks.h"
 #include "workers/controller/grpo_loop.h"
+#include "workers/controller/shutdown.h"
 #include "workers/reward/local_reward.h"
 #include "workers/reward/remote_reward.h"
 #include "workers/reward/reward_service.h"
@@ -70,7 +72,7 @@ absl::Status ServeWorker(const Config& config, const dist::MpiWorld& world, Work
   HONE_ASSIGN_OR_RETURN(rpc::RunningServer server,
                         rpc::StartServer(config.String("rpc.host"), static_cast<int>(config.Int("rpc.port")),
                                          {service}, MaxMessageBytes(config)));
-  id.endpoint = server.endpoint;
+  id.endpoint = rpc::AnnouncedEndpoint(config.String("rpc.host"), server.port, world.host());
   HONE_RETURN_IF_ERROR(world.AllGatherStrings(Announce(id), "the start-up exchange of endpoints",
                                               config.Float("dist.timeout_s")).status());
   std::fprintf(stderr, "hone worker: role %s %d, rank %d, host %s, endpoint %s, pid %d\n", id.role.c_str(), id.index,
@@ -156,9 +158,13 @@ absl::Status RunTrainerWorker(const Config& config, const dist::MpiWorld& world,
 absl::Status RunController(const Config& config, const dist::MpiWorld& world, const std::string& token,
                            const Placement& placement) {
   // The controller needs the tokenizer and stop ids, and the data; it holds no model.
-  HONE_ASSIGN_OR_RETURN(Pretrained policy, LoadPretrained(config.String("model.path")));
-  policy.model = CausalLM(nullptr);
+  absl::StatusOr<Pretrained> loaded = LoadPretrained(config.String("model.path"));
+  if (!loaded.ok()) return Annotate(loaded.status(), "model.path");
+  Pretrained policy = *std::move(loaded);
   HONE_ASSIGN_OR_RETURN(data::DataSplits splits, data::LoadSplits(config));
+  HONE_RETURN_IF_ERROR(
+      CheckPromptLengths(config, *policy.tokenizer, policy.model->config().max_position_embeddings, splits));
+  policy.model = CausalLM(nullptr);
   HONE_ASSIGN_OR_RETURN(std::vector<std::string> announced,
                         world.AllGatherStrings("", "the start-up exchange of endpoints", config.Float("dist.timeout_s")));
   std::vector<WorkerEndpoint> rollouts, rewards, trainers, all;
@@ -239,7 +245,9 @@ absl::Status RunController(const Config& config, const dist::MpiWorld& world, co
   }
   absl::Status status = RunGrpoLoop(config, roles, policy, splits);
   monitor.Stop();
-  const std::string reason = status.ok() ? "training finished" : "the controller stopped on an error";
+  const std::string reason = !status.ok()        ? "the controller stopped on an error"
+                             : StopRequested() ? absl::StrCat("the controller stopped on ", StopSignalName())
+                                               : "training finished";
   // Best effort: on error mpirun ends whatever does not stop.
   (void)rollout.Shutdown(reason);
   (void)scorer.Shutdown(reason);

@@ -17,6 +17,8 @@
 #include "framework/data/from_config.h"
 #include "framework/metrics/metrics_log.h"
 #include "workers/controller/checkpoint.h"
+#include "workers/controller/data_checks.h"
+#include "workers/controller/shutdown.h"
 #include "workers/controller/step_metrics.h"
 #include "workers/controller/validation.h"
 #include "workers/reward/local_reward.h"
@@ -95,7 +97,11 @@ absl::Status RunGrpoTraining(const Config& config) {
   }
   HONE_ASSIGN_OR_RETURN(TrainerOptions trainer_options, TrainerOptionsFromConfig(config));
   HONE_ASSIGN_OR_RETURN(data::DataSplits splits, data::LoadSplits(config));
-  HONE_ASSIGN_OR_RETURN(Pretrained policy, LoadPretrained(config.String("model.path")));
+  absl::StatusOr<Pretrained> loaded = LoadPretrained(config.String("model.path"));
+  if (!loaded.ok()) return Annotate(loaded.status(), "model.path");
+  Pretrained policy = *std::move(loaded);
+  HONE_RETURN_IF_ERROR(
+      CheckPromptLengths(config, *policy.tokenizer, policy.model->config().max_position_embeddings, splits));
   Pretrained controller_view;
   controller_view.tokenizer_json = policy.tokenizer_json;
   controller_view.stop_token_ids = policy.stop_token_ids;
@@ -148,6 +154,7 @@ absl::Status RunGrpoLoop(const Config& config, GrpoRoles& roles, const Pretraine
   if (splits.report.skipped > 0) {
     std::cerr << "warning: skipped " << splits.report.skipped << " malformed dataset lines\n";
   }
+  WarnAboutSplit(splits, config.Int("data.train_batch_size"), "data.train_batch_size");
   const std::vector<int64_t> stop_ids = policy.stop_token_ids;
   HONE_ASSIGN_OR_RETURN(std::unique_ptr<Tokenizer> tokenizer, TokenizerFromJson(policy.tokenizer_json));
   const std::vector<std::string> reward_fns = config.StringList("reward.fns");
@@ -198,7 +205,26 @@ absl::Status RunGrpoLoop(const Config& config, GrpoRoles& roles, const Pretraine
     update_keys.insert({"rollout_is_weight_mean", tis ? "rollout_is_truncated_fraction" : "rollout_is_masked_fraction",
                         "rollout_seq_kl"});
   }
+  auto save = [&](const std::string& dir, int64_t step) -> absl::Status {
+    const data::LoaderState state = loader.State();
+    return WriteCheckpoint(*trainer, dir,
+                           {{"step", step}, {"loader_epoch", state.epoch}, {"loader_position", state.position},
+                            {"seed", static_cast<int64_t>(seed)}, {"policy_version", step}},
+                           output_dir);
+  };
   for (int64_t step = first_step; step <= total_steps; ++step) {
+    // SIGTERM (shutdown.h) stops the run between steps: step - 1 is complete and logged, so
+    // its checkpoint lets trainer.resume=auto continue with no step run twice or lost.
+    if (StopRequested()) {
+      const int64_t done = step - 1;
+      std::string dir = done == first_step - 1 && resume ? resume->dir : "";
+      if (done > first_step - 1) {
+        dir = CheckpointDir(output_dir, done);
+        if (!(save_every > 0 && done % save_every == 0)) HONE_RETURN_IF_ERROR(save(dir, done));
+      }
+      std::cerr << StoppedLine("hone train", done, dir) << std::endl;
+      return absl::OkStatus();
+    }
     const auto step_start = Clock::now();
     Metrics m;
 
@@ -294,13 +320,7 @@ absl::Status RunGrpoLoop(const Config& config, GrpoRoles& roles, const Pretraine
       m.insert(val.begin(), val.end());
       m["seconds_val"] = Since(timer);
     }
-    if (save_every > 0 && step % save_every == 0) {
-      const data::LoaderState state = loader.State();
-      HONE_RETURN_IF_ERROR(WriteCheckpoint(*trainer, CheckpointDir(output_dir, step),
-                                           {{"step", step}, {"loader_epoch", state.epoch},
-                                            {"loader_position", state.position},
-                                            {"seed", static_cast<int64_t>(seed)}, {"policy_version", step}}));
-    }
+    if (save_every > 0 && step % save_every == 0) HONE_RETURN_IF_ERROR(save(CheckpointDir(output_dir, step), step));
     m["seconds_step"] = Since(step_start);
     HONE_RETURN_IF_ERROR(metrics_log.Write(step, m));
     if (roles.exporter) roles.exporter->PublishStep(step, m);
@@ -312,11 +332,7 @@ absl::Status RunGrpoLoop(const Config& config, GrpoRoles& roles, const Pretraine
         m.count("val_accuracy") ? absl::StrFormat(" | val acc %.3f", m["val_accuracy"]) : "");
   }
   const std::string final_dir = (std::filesystem::path(output_dir) / "final").string();
-  const data::LoaderState state = loader.State();
-  HONE_RETURN_IF_ERROR(WriteCheckpoint(*trainer, final_dir,
-                                       {{"step", total_steps}, {"loader_epoch", state.epoch},
-                                        {"loader_position", state.position},
-                                        {"seed", static_cast<int64_t>(seed)}, {"policy_version", total_steps}}));
+  HONE_RETURN_IF_ERROR(save(final_dir, total_steps));
   std::cerr << absl::StrFormat("GRPO done in %.1fs; final policy in %s (metrics: %s)\n", Since(job_start),
                                final_dir, metrics_log.path());
   return absl::OkStatus();

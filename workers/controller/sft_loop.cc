@@ -11,6 +11,8 @@
 #include "framework/data/from_config.h"
 #include "framework/metrics/metrics_log.h"
 #include "workers/controller/checkpoint.h"
+#include "workers/controller/data_checks.h"
+#include "workers/controller/shutdown.h"
 #include "workers/trainer/local_trainer.h"
 
 namespace hone {
@@ -40,7 +42,9 @@ std::vector<std::string> CharacterSet(const std::vector<data::Example>& examples
 
 // A fresh model from model.init_config, with a char-level tokenizer covering the data.
 absl::StatusOr<Pretrained> FreshPolicy(const Config& config, const data::DataSplits& splits) {
-  HONE_ASSIGN_OR_RETURN(ModelConfig model_config, LoadModelConfig(config.String("model.init_config")));
+  absl::StatusOr<ModelConfig> loaded = LoadModelConfig(config.String("model.init_config"));
+  if (!loaded.ok()) return Annotate(loaded.status(), "model.init_config");
+  ModelConfig model_config = *std::move(loaded);
   std::vector<data::Example> all = splits.train;
   all.insert(all.end(), splits.held_out.begin(), splits.held_out.end());
   HONE_ASSIGN_OR_RETURN(std::string tokenizer_json,
@@ -99,7 +103,9 @@ absl::Status RunSft(const Config& config) {
   HONE_ASSIGN_OR_RETURN(data::DataSplits splits, data::LoadSplits(config));
   Pretrained policy;
   if (!config.String("model.path").empty()) {
-    HONE_ASSIGN_OR_RETURN(policy, LoadPretrained(config.String("model.path")));
+    absl::StatusOr<Pretrained> loaded = LoadPretrained(config.String("model.path"));
+    if (!loaded.ok()) return Annotate(loaded.status(), "model.path");
+    policy = *std::move(loaded);
   } else if (!config.String("model.init_config").empty()) {
     HONE_ASSIGN_OR_RETURN(policy, FreshPolicy(config, splits));
   } else {
@@ -113,6 +119,9 @@ absl::Status RunSft(const Config& config) {
   const auto& config_eos = policy.model->config().eos_token_ids;
   const int64_t eos_id = config_eos.empty() ? policy.stop_token_ids.front() : config_eos.front();
   HONE_ASSIGN_OR_RETURN(std::unique_ptr<Tokenizer> tokenizer, TokenizerFromJson(policy.tokenizer_json));
+  HONE_RETURN_IF_ERROR(
+      CheckSftLengths(config, *tokenizer, policy.model->config().max_position_embeddings, splits.train));
+  WarnAboutSplit(splits, config.Int("trainer.sft_batch_size"), "trainer.sft_batch_size");
   const int64_t parameters = policy.model->config().NumParameters();
   HONE_ASSIGN_OR_RETURN(std::unique_ptr<LocalPolicyTrainer> trainer,
                         LocalPolicyTrainer::Create(std::move(policy), trainer_options));
@@ -128,6 +137,20 @@ absl::Status RunSft(const Config& config) {
   double recent_loss = 0;
   int64_t recent = 0;
   for (int64_t step = 1; step <= total_steps; ++step) {
+    // SIGTERM (shutdown.h): keep the completed steps. hone sft has no resume; the
+    // checkpoint is a model in HF layout that model.path can start from.
+    if (StopRequested()) {
+      const int64_t done = step - 1;
+      std::string dir;
+      if (done > 0) {
+        dir = CheckpointDir(output_dir, done);
+        if (!(save_every > 0 && done % save_every == 0)) {
+          HONE_RETURN_IF_ERROR(WriteCheckpoint(*trainer, dir, {{"step", done}}, output_dir));
+        }
+      }
+      std::cerr << StoppedLine("hone sft", done, dir, /*resumable=*/false) << std::endl;
+      return absl::OkStatus();
+    }
     const auto step_start = std::chrono::steady_clock::now();
     HONE_ASSIGN_OR_RETURN(Batch batch, MakeSftBatch(*tokenizer, loader.NextBatch(batch_size), template_name, eos_id));
     HONE_ASSIGN_OR_RETURN(Metrics m, trainer->SftStep(batch));
@@ -144,11 +167,11 @@ absl::Status RunSft(const Config& config) {
       recent = 0;
     }
     if (save_every > 0 && step % save_every == 0) {
-      HONE_RETURN_IF_ERROR(WriteCheckpoint(*trainer, CheckpointDir(output_dir, step), {{"step", step}}));
+      HONE_RETURN_IF_ERROR(WriteCheckpoint(*trainer, CheckpointDir(output_dir, step), {{"step", step}}, output_dir));
     }
   }
   const std::string final_dir = (std::filesystem::path(output_dir) / "final").string();
-  HONE_RETURN_IF_ERROR(WriteCheckpoint(*trainer, final_dir, {{"step", total_steps}}));
+  HONE_RETURN_IF_ERROR(WriteCheckpoint(*trainer, final_dir, {{"step", total_steps}}, output_dir));
   std::cerr << absl::StrFormat("SFT done in %.1fs; model in %s\n",
                                std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(),
                                final_dir);

@@ -148,7 +148,9 @@ absl::StatusOr<CausalLM> MakeReferencePolicy(CausalLM& policy, const std::string
     if (reference_path.empty()) {
       for (const auto& item : policy->named_parameters()) ref_params[item.key()].copy_(item.value());
     } else {
-      HONE_ASSIGN_OR_RETURN(Pretrained loaded, LoadPretrained(reference_path));
+      absl::StatusOr<Pretrained> reference_model = LoadPretrained(reference_path);
+      if (!reference_model.ok()) return Annotate(reference_model.status(), "model.reference_path");
+      Pretrained loaded = *std::move(reference_model);
       auto loaded_params = loaded.model->named_parameters();
       for (const auto& item : policy->named_parameters()) {
         const torch::Tensor* source = loaded_params.find(item.key());

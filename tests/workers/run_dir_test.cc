@@ -1,0 +1,112 @@
+// A run directory belongs to one run: an earlier run there is refused unless the user
+// continues it (trainer.resume=auto) or deletes it (trainer.overwrite=true), and only
+// Hone's own files are deleted. Each run directory records its config and Hone version.
+#include "workers/controller/run_dir.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "framework/dist/build_info.h"
+
+namespace hone {
+namespace {
+
+namespace fs = std::filesystem;
+using ::testing::HasSubstr;
+
+std::string Read(const fs::path& path) {
+  std::ifstream in(path);
+  std::stringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+class RunDirTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = fs::path(::testing::TempDir()) /
+           ("hone_run_dir_" + std::string(::testing::UnitTest::GetInstance()->current_test_info()->name()) + "_" +
+            std::to_string(getpid()));
+    fs::remove_all(dir_);
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+  Config Make(std::vector<std::string> overrides) {
+    overrides.push_back("trainer.output_dir=" + dir_.string());
+    auto config = Config::Load(HoneConfigSchema(), "", overrides);
+    EXPECT_TRUE(config.ok()) << config.status();
+    return *config;
+  }
+  // What an earlier run leaves behind, plus a file of the user's.
+  void MakeEarlierRun() {
+    fs::create_directories(dir_ / "checkpoints" / "step_000002");
+    fs::create_directories(dir_ / "final");
+    std::ofstream(dir_ / "metrics.jsonl") << "{\"step\": 1}\n";
+    std::ofstream(dir_ / "config.yaml") << "old: config\n";
+    std::ofstream(dir_ / "notes.txt") << "mine\n";
+  }
+  fs::path dir_;
+};
+
+TEST_F(RunDirTest, FreshDirectoryGetsConfigAndVersion) {
+  Config config = Make({});
+  ASSERT_TRUE(PrepareRunDir(config, config.ToYaml(), true, "hone train").ok());
+  EXPECT_EQ(Read(dir_ / "config.yaml"), config.ToYaml());
+  EXPECT_EQ(Read(dir_ / "hone_version.txt"), VersionText());
+  EXPECT_FALSE(HoldsRun(dir_.string()));
+  // config.yaml alone is not a run: preparing again is fine.
+  EXPECT_TRUE(PrepareRunDir(config, config.ToYaml(), true, "hone train").ok());
+}
+
+TEST_F(RunDirTest, EarlierRunIsRefusedNamingTheChoices) {
+  MakeEarlierRun();
+  Config config = Make({});
+  absl::Status status = PrepareRunDir(config, config.ToYaml(), true, "hone train");
+  ASSERT_FALSE(status.ok());
+  EXPECT_THAT(status.message(), HasSubstr(dir_.string()));
+  EXPECT_THAT(status.message(), HasSubstr("trainer.resume=auto"));
+  EXPECT_THAT(status.message(), HasSubstr("new trainer.output_dir"));
+  EXPECT_THAT(status.message(), HasSubstr("trainer.overwrite=true"));
+  EXPECT_EQ(Read(dir_ / "config.yaml"), "old: config\n");  // nothing written
+  // SFT cannot resume: the message does not offer it.
+  status = PrepareRunDir(config, config.ToYaml(), false, "hone sft");
+  ASSERT_FALSE(status.ok());
+  EXPECT_THAT(status.message(), ::testing::Not(HasSubstr("resume")));
+}
+
+TEST_F(RunDirTest, ResumeContinuesTheEarlierRun) {
+  MakeEarlierRun();
+  Config config = Make({"trainer.resume=auto"});
+  ASSERT_TRUE(PrepareRunDir(config, config.ToYaml(), true, "hone train").ok());
+  EXPECT_TRUE(fs::exists(dir_ / "metrics.jsonl"));
+  EXPECT_TRUE(fs::exists(dir_ / "checkpoints" / "step_000002"));
+  EXPECT_FALSE(PrepareRunDir(config, config.ToYaml(), false, "hone sft").ok());
+  EXPECT_FALSE(PrepareRunDir(Make({"trainer.resume=auto", "trainer.overwrite=true"}), "", true, "hone train").ok());
+}
+
+TEST_F(RunDirTest, OverwriteDeletesOnlyHonesFiles) {
+  MakeEarlierRun();
+  Config config = Make({"trainer.overwrite=true"});
+  ASSERT_TRUE(PrepareRunDir(config, config.ToYaml(), true, "hone train").ok());
+  EXPECT_FALSE(fs::exists(dir_ / "metrics.jsonl"));
+  EXPECT_FALSE(fs::exists(dir_ / "final"));
+  EXPECT_FALSE(fs::exists(dir_ / "checkpoints"));
+  EXPECT_EQ(Read(dir_ / "notes.txt"), "mine\n");
+  EXPECT_EQ(Read(dir_ / "config.yaml"), config.ToYaml());
+}
+
+TEST_F(RunDirTest, CheckpointInfoCopiesTheRunConfig) {
+  Config config = Make({});
+  ASSERT_TRUE(PrepareRunDir(config, config.ToYaml(), true, "hone train").ok());
+  fs::create_directories(dir_ / "final");
+  ASSERT_TRUE(WriteRunInfo((dir_ / "final").string(), dir_.string()).ok());
+  EXPECT_EQ(Read(dir_ / "final" / "config.yaml"), config.ToYaml());
+  EXPECT_EQ(Read(dir_ / "final" / "hone_version.txt"), VersionText());
+}
+
+}  // namespace
+}  // namespace hone

@@ -9,6 +9,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "framework/core/status.h"
+#include "framework/core/json_depth.h"
 
 namespace hone {
 namespace {
@@ -35,33 +36,6 @@ const FamilyTraits* FindFamily(const std::string& model_type) {
     if (model_type == family.model_type) return &family;
   }
   return nullptr;
-}
-
-// True when JSON `text` nests arrays/objects deeper than `limit` (brackets inside strings
-// do not count). Checked before parsing: nlohmann parses any depth, but recursive code
-// on the result (dump() in error messages) overflows the stack on a crafted file
-// nested a million levels deep.
-bool JsonDeeperThan(std::string_view text, int limit) {
-  int depth = 0;
-  bool in_string = false, escaped = false;
-  for (char c : text) {
-    if (in_string) {
-      if (escaped) {
-        escaped = false;
-      } else if (c == '\\') {
-        escaped = true;
-      } else if (c == '"') {
-        in_string = false;
-      }
-    } else if (c == '"') {
-      in_string = true;
-    } else if (c == '[' || c == '{') {
-      if (++depth > limit) return true;
-    } else if (c == ']' || c == '}') {
-      --depth;
-    }
-  }
-  return false;
 }
 
 // Far deeper than any real config.json (a few levels).

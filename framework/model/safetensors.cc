@@ -19,6 +19,7 @@
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
+#include "framework/core/json_depth.h"
 #include "framework/core/status.h"
 #include "nlohmann/json.hpp"
 
@@ -60,33 +61,6 @@ constexpr uint64_t kMaxHeaderBytes = 100'000'000;
 constexpr char kMetadataKey[] = "__metadata__";
 constexpr char kSingleFile[] = "model.safetensors";
 constexpr char kIndexFile[] = "model.safetensors.index.json";
-
-// True when JSON `text` nests arrays/objects deeper than `limit` (brackets inside strings
-// do not count). Checked before parsing: nlohmann parses any depth, but recursive code
-// on the result (dump() in error messages) overflows the stack on a crafted file
-// nested a million levels deep.
-bool JsonDeeperThan(std::string_view text, int limit) {
-  int depth = 0;
-  bool in_string = false, escaped = false;
-  for (char c : text) {
-    if (in_string) {
-      if (escaped) {
-        escaped = false;
-      } else if (c == '\\') {
-        escaped = true;
-      } else if (c == '"') {
-        in_string = false;
-      }
-    } else if (c == '"') {
-      in_string = true;
-    } else if (c == '[' || c == '{') {
-      if (++depth > limit) return true;
-    } else if (c == ']' || c == '}') {
-      --depth;
-    }
-  }
-  return false;
-}
 
 // Far deeper than any real safetensors header or index (a few levels).
 constexpr int kMaxJsonDepth = 128;

@@ -16,6 +16,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "framework/core/json_depth.h"
 #include "framework/model/tokenizer_pipeline.h"
 #include "framework/model/unicode_nfc.h"
 #include "nlohmann/json.hpp"
@@ -25,33 +26,6 @@ namespace {
 
 using json = nlohmann::json;
 using internal::NextCodePoint;
-
-// True when JSON `text` nests arrays/objects deeper than `limit` (brackets inside strings
-// do not count). Checked before parsing: nlohmann parses any depth, but recursive code
-// on the result (dump() in error messages, building nested "Sequence" components)
-// overflows the stack on a crafted file nested a million levels deep.
-bool JsonDeeperThan(std::string_view text, int limit) {
-  int depth = 0;
-  bool in_string = false, escaped = false;
-  for (char c : text) {
-    if (in_string) {
-      if (escaped) {
-        escaped = false;
-      } else if (c == '\\') {
-        escaped = true;
-      } else if (c == '"') {
-        in_string = false;
-      }
-    } else if (c == '"') {
-      in_string = true;
-    } else if (c == '[' || c == '{') {
-      if (++depth > limit) return true;
-    } else if (c == ']' || c == '}') {
-      --depth;
-    }
-  }
-  return false;
-}
 
 // Far deeper than any real tokenizer.json (a few levels).
 constexpr int kMaxJsonDepth = 128;

@@ -44,6 +44,7 @@ def main():
     ap.add_argument("--mpi-run", required=True)
     ap.add_argument("--names-from", nargs="+", required=True)
     ap.add_argument("--docs", required=True, help="the page that must list every served hone_* family")
+    ap.add_argument("--sft-run", required=True, help="run label of the hone sft job")
     a = ap.parse_args()
     failures = []
 
@@ -104,6 +105,11 @@ def main():
     print(f"{len(named)} hone_* metrics named in the dashboard and rules; {len(served)} names served")
     if missing:
         failures.append(f"named in the dashboard or rules but never served: {missing}")
+
+    sft_loss = api(a.prometheus, "query", query=f'hone_sft_loss{{run="{a.sft_run}"}}[1h]')["result"]
+    print(f"hone_sft_loss samples of the SFT run: {len(sft_loss[0]['values']) if sft_loss else 0}")
+    if not sft_loss:
+        failures.append(f"no hone_sft_loss series of the hone sft run '{a.sft_run}'")
 
     documented = set(re.findall(r"\bhone_[a-z0-9_]+", open(a.docs).read()))
     undocumented = sorted(n for n in served if n.startswith("hone_") and n not in documented)

@@ -59,12 +59,13 @@ prometheus --config.file="$work/prometheus.yml" --storage.tsdb.path="$work/tsdb"
   --web.listen-address="127.0.0.1:$web_port" >"$work/prometheus.log" 2>&1 &
 prometheus_pid=$!
 
-echo "== a model to train (SFT on arithmetic)"
+echo "== a model to train (SFT on arithmetic), exporter on :$single_port"
 echo "seed: 1" > "$work/config.yaml"
 data="--config $work/config.yaml data.dataset=arithmetic data.prompt_template=raw data.val_size=16
       data.arithmetic.num_examples=2000"
 "$hone" sft $data model.init_config="$root/configs/models/arith_tiny.json" trainer.total_steps=40 \
-  trainer.sft_batch_size=32 optim.lr=3e-3 trainer.output_dir="$work/sft" >"$work/sft.log" 2>&1 || fail "hone sft"
+  trainer.sft_batch_size=32 optim.lr=3e-3 trainer.output_dir="$work/sft" \
+  metrics.port="$single_port" trainer.run_name=sft metrics.linger_s=1 >"$work/sft.log" 2>&1 || fail "hone sft"
 grpo="model.path=$work/sft/final data.train_batch_size=8 rollout.n=8 rollout.max_new_tokens=32 metrics.linger_s=2"
 
 echo "== single-process job, exporter on :$single_port"
@@ -83,5 +84,5 @@ echo "== queries"
 python3 "$(dirname "$0")/check_prometheus.py" --prometheus "http://127.0.0.1:$web_port" \
   --metrics-log "$work/single/metrics.jsonl" --run single --mpi-run mpi \
   --names-from "$root/deploy/grafana/hone-dashboard.json" "$root/deploy/prometheus/rules/alerts.yml" \
-  "$root/deploy/prometheus/rules/recording.yml" --docs "$root/docs/monitoring.md" || fail "queries"
+  "$root/deploy/prometheus/rules/recording.yml" --docs "$root/docs/monitoring.md" --sft-run sft || fail "queries"
 echo "PASS"

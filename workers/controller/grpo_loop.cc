@@ -72,25 +72,6 @@ absl::StatusOr<Batch> DropZeroStdGroups(const Batch& batch, const torch::Tensor&
 
 }  // namespace
 
-std::unique_ptr<MetricsExporter> StartMetricsExporter(const Config& config) {
-  const int64_t port = config.Int("metrics.port");
-  if (port == 0) return nullptr;
-  std::string run = config.String("trainer.run_name");
-  if (run.empty()) {
-    std::filesystem::path dir = std::filesystem::path(config.String("trainer.output_dir")).lexically_normal();
-    run = dir.has_filename() ? dir.filename().string() : dir.parent_path().filename().string();
-  }
-  auto exporter = MetricsExporter::Serve(config.String("metrics.address"), static_cast<int>(port), run);
-  if (!exporter.ok()) {
-    std::cerr << "warning: Prometheus metrics are off for this run: " << exporter.status().message() << "\n";
-    return nullptr;
-  }
-  (*exporter)->set_linger_s(config.Float("metrics.linger_s"));
-  std::cerr << absl::StrFormat("metrics: serving Prometheus metrics on http://%s:%d/metrics (run=\"%s\")\n",
-                               config.String("metrics.address"), (*exporter)->port(), run);
-  return std::move(*exporter);
-}
-
 absl::Status RunGrpoTraining(const Config& config) {
   if (config.String("model.path").empty()) {
     return absl::InvalidArgumentError("model.path is empty: name the policy's HF model directory");

@@ -10,6 +10,7 @@
 #include "framework/core/config.h"
 #include "framework/data/from_config.h"
 #include "framework/metrics/exporter.h"
+#include "workers/controller/metrics_exporter.h"
 #include "framework/model/pretrained.h"
 #include "workers/roles/roles.h"
 
@@ -29,11 +30,6 @@ struct GrpoRoles {
   // Gets every step's metrics too; nullptr when metrics.port=0.
   MetricsExporter* exporter = nullptr;
 };
-
-// The Prometheus exporter of metrics.* (run label: trainer.run_name, or the output
-// directory's name); nullptr when metrics.port is 0 or the port cannot be bound (a warning
-// says so: monitoring is not a reason to lose a training job).
-std::unique_ptr<MetricsExporter> StartMetricsExporter(const Config& config);
 
 // The GRPO loop over `roles`. `policy` supplies the tokenizer and stop ids (its weights
 // are not used here); `splits` the data.

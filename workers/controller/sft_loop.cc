@@ -10,6 +10,7 @@
 #include "framework/core/status.h"
 #include "framework/data/from_config.h"
 #include "framework/metrics/metrics_log.h"
+#include "workers/controller/metrics_exporter.h"
 #include "workers/controller/checkpoint.h"
 #include "workers/controller/data_checks.h"
 #include "workers/controller/shutdown.h"
@@ -127,6 +128,7 @@ absl::Status RunSft(const Config& config) {
                         LocalPolicyTrainer::Create(std::move(policy), trainer_options));
   HONE_ASSIGN_OR_RETURN(MetricsLog metrics_log,
                         MetricsLog::Open((std::filesystem::path(output_dir) / "metrics.jsonl").string()));
+  std::unique_ptr<MetricsExporter> exporter = StartMetricsExporter(config);
   const int64_t total_steps = config.Int("trainer.total_steps");
   const int64_t batch_size = config.Int("trainer.sft_batch_size");
   const int64_t save_every = config.Int("trainer.save_every");
@@ -157,6 +159,7 @@ absl::Status RunSft(const Config& config) {
     m["seconds_step"] = std::chrono::duration<double>(std::chrono::steady_clock::now() - step_start).count();
     m["tokens_per_second_train"] = batch.tensor("attention_mask").sum().item<double>() / m["seconds_step"];
     HONE_RETURN_IF_ERROR(metrics_log.Write(step, m));
+    if (exporter) exporter->PublishStep(step, m);
     recent_loss += m["sft_loss"];
     ++recent;
     if (step % 10 == 0 || step == total_steps) {

@@ -14,7 +14,8 @@
 # tests/fuzz/corpus/<target>/ with the fix (docs/reliability.md).
 #
 # Environment: HONE_FUZZ_BUILD (default <repo>/build-fuzz), HONE_FUZZ_JOBS (build
-# parallelism, default 1), CXX_FUZZ / CC_FUZZ (default clang++ / clang).
+# parallelism, default 1), HONE_FUZZ_SEED (default 1; 0 = random), CXX_FUZZ / CC_FUZZ
+# (default clang++ / clang).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -22,6 +23,10 @@ SECONDS_EACH="${1:-30}"
 shift || true
 BUILD="${HONE_FUZZ_BUILD:-$ROOT/build-fuzz}"
 JOBS="${HONE_FUZZ_JOBS:-1}"
+# A fixed seed makes a CI run repeat the same inputs (as far as its time allows), so a
+# green build stays green; HONE_FUZZ_SEED=0 asks libFuzzer for a random seed (long local
+# runs that look for new bugs).
+SEED="${HONE_FUZZ_SEED:-1}"
 FUZZ_DIR="$ROOT/tests/fuzz"
 
 if ! [[ "$SECONDS_EACH" =~ ^[0-9]+$ ]]; then
@@ -74,7 +79,7 @@ for t in $TARGETS; do
   rm -rf "$dir"
   mkdir -p "$dir/new" "$dir/artifacts"
   args=(-max_total_time="$SECONDS_EACH" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1
-        -artifact_prefix="$dir/artifacts/")
+        -seed="$SEED" -artifact_prefix="$dir/artifacts/")
   [ -f "$FUZZ_DIR/dict/$t.dict" ] && args+=(-dict="$FUZZ_DIR/dict/$t.dict")
   start=$(date +%s)
   set +e

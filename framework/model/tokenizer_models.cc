@@ -17,14 +17,19 @@ using json = nlohmann::json;
 // Token <-> id maps shared by both models. Ids may have gaps.
 class Vocabulary {
  public:
+  static constexpr int64_t kMaxIdGap = int64_t{1} << 20;
+
   absl::Status Parse(const json& vocab) {
     if (!vocab.is_object()) return absl::InvalidArgumentError("model.vocab is not an object");
     token_to_id_.reserve(vocab.size());
+    // Ids index a dense table: a few entries with an id near 2^31 would ask for tens of GB
+    // (found by the tokenizer_json fuzzer). Real vocabularies number their entries 0..N-1,
+    // with gaps at most; allow a generous gap beyond the entry count.
+    const int64_t id_limit = static_cast<int64_t>(vocab.size()) + kMaxIdGap;
     for (const auto& [token, id_json] : vocab.items()) {
-      if (!id_json.is_number_integer() || id_json.get<int64_t>() < 0 ||
-          id_json.get<int64_t>() >= std::numeric_limits<int32_t>::max()) {
-        return absl::InvalidArgumentError(
-            absl::StrCat("model.vocab[\"", token, "\"] is not a valid id"));
+      if (!id_json.is_number_integer() || id_json.get<int64_t>() < 0 || id_json.get<int64_t>() >= id_limit) {
+        return absl::InvalidArgumentError(absl::StrCat("model.vocab[\"", token, "\"] is not a valid id (ids are 0 to ",
+                                                       id_limit - 1, " for ", vocab.size(), " entries)"));
       }
       const int64_t id = id_json.get<int64_t>();
       token_to_id_[token] = id;

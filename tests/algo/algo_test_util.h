@@ -24,4 +24,18 @@ inline void ExpectNear(const std::vector<double>& got, const std::vector<double>
   for (size_t i = 0; i < got.size(); ++i) EXPECT_NEAR(got[i], want[i], tol) << "at " << i;
 }
 
+// Central differences of `loss_at` at every element of `x0` (float64), step h: the
+// independent reference the autograd gradients of the losses are checked against.
+template <typename LossAt>
+std::vector<double> NumericGradient(const torch::Tensor& x0, LossAt loss_at, double h = 1e-6) {
+  std::vector<double> numeric(x0.numel());
+  for (int64_t i = 0; i < x0.numel(); ++i) {
+    torch::Tensor plus = x0.clone(), minus = x0.clone();
+    plus.view({-1})[i] += h;
+    minus.view({-1})[i] -= h;
+    numeric[i] = (loss_at(plus) - loss_at(minus)) / (2 * h);
+  }
+  return numeric;
+}
+
 }  // namespace hone::algo

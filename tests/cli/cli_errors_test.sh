@@ -81,6 +81,11 @@ expect_fail "missing model.path names the key" "model.path" \
   "$hone" train --config ../cfg/sft.yaml $train model.path=nope trainer.output_dir="$work/run2"
 expect_fail "overlong prompt" "data.filter_overlong_prompts=true" \
   "$hone" train --config ../cfg/sft.yaml $train data.max_prompt_length=3 trainer.output_dir="$work/run3"
+expect_fail "dual clip in (0, 1] at start-up" "algorithm.clip_ratio_c" \
+  "$hone" train --config ../cfg/sft.yaml $train algorithm.clip_ratio_c=0.5 trainer.output_dir="$work/run5"
+[ -e "$work/run5/metrics.jsonl" ] && fail "dual clip: a step ran before the error"
+expect_fail "eval.k above eval.n at start-up" "eval.k" \
+  "$hone" train --config ../cfg/sft.yaml $train eval.n=2 eval.k=[1,4] trainer.output_dir="$work/run6"
 for i in $(seq 1 30) 1 2 3 4 5; do echo "{\"question\": \"$i+1=?\", \"answer\": $((i + 1))}"; done > "$work/small.jsonl"
 expect_ok "held-out split that leaves few prompts" "training prompts remain" \
   "$hone" train --config ../cfg/sft.yaml $train trainer.total_steps=1 data.dataset=jsonl data.train_path="$work/small.jsonl" \
@@ -112,6 +117,11 @@ expect_fail "model init: hidden_act gelu" "hidden_act" \
   "$hone" model init --config-json cfg/gelu.json --out "$work/m_gelu"
 expect_fail "model init --seed -1" "--seed" \
   "$hone" model init --config-json cfg/tiny.json --out "$work/m_seed" --seed -1
+expect_ok "model init" "parameters to $work/m_init" \
+  "$hone" model init --config-json cfg/tiny.json --out "$work/m_init"
+expect_fail "model init over a model" "--overwrite" "$hone" model init --config-json cfg/tiny.json --out "$work/m_init"
+expect_ok "model init --overwrite says so" "replacing config.json, model.safetensors" \
+  "$hone" model init --config-json cfg/tiny.json --out "$work/m_init" --overwrite --seed 3
 expect_ok "model info" "max_position_embeddings: 96" "$hone" model info "$work/sft/final"
 grep -q "stop tokens: .*<|endoftext|>" "$work/out" || { fail "model info: no stop tokens"; cat "$work/out"; }
 
@@ -140,6 +150,12 @@ expect_ok "tokenize text argument" " " "$hone" tokenize --tokenizer tok.json "1+
 expect_ok "bare hone lists the commands" "tokenize" "$hone"
 expect_fail "unknown command" "unknown command 'trian'" "$hone" trian
 grep -q "train" "$work/out" || fail "unknown command: no command list"
+# train/sft without --config: the defaults plus the overrides.
+expect_ok "sft without --config" "SFT done" "$hone" sft model.init_config="$work/cfg/tiny.json" $data \
+  trainer.total_steps=1 trainer.sft_batch_size=4 trainer.output_dir="$work/sft_defaults"
+expect_fail "train without --config names model.path" "model.path" "$hone" train trainer.output_dir="$work/run_defaults"
+expect_ok "train --help shows defaults" "=1" "$hone" generate --help
+grep -q -- "--max-new-tokens.*=64" "$work/out" || { fail "generate --help: no default for --max-new-tokens"; cat "$work/out"; }
 expect_ok "print-config floats" "betas: [0.9, 0.999]" "$hone" train --config cfg/sft.yaml --print-config
 grep -q "00000000" "$work/out" && fail "--print-config prints a long float"
 

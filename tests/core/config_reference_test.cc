@@ -2,8 +2,12 @@
 // changed) this test fails and writes the expected page into the build directory.
 #include "framework/core/config_reference.h"
 
+#include <cmath>
 #include <fstream>
+#include <regex>
 #include <sstream>
+
+#include "framework/core/config.h"
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
@@ -49,6 +53,44 @@ TEST(ConfigReference, RendersBoundsChoicesAndEscapesPipes) {
   EXPECT_THAT(page, ::testing::HasSubstr("## top level\n"));
   // algo's two keys stay in one section although `seed` came between them.
   EXPECT_EQ(page.find("## algo"), page.rfind("## algo"));
+}
+
+// docs/configuration.md's "Ready-made configs" table states settings of each shipped
+// config as `key=value`; every one must be what the file resolves to.
+TEST(ConfigReference, ReadyMadeConfigTableMatchesTheFiles) {
+  std::ifstream in("docs/configuration.md");
+  ASSERT_TRUE(in) << "docs/configuration.md not found (tests run from the project root)";
+  std::string line;
+  bool in_table = false;
+  int rows = 0, checked = 0;
+  const std::regex file_cell(R"(^\| `(configs/[^`]+\.yaml)` \|)");
+  const std::regex setting(R"(`([a-z_][a-z0-9_.]*)=([^`]+)`)");
+  while (std::getline(in, line)) {
+    if (line.rfind("## ", 0) == 0) in_table = line == "## Ready-made configs";
+    std::smatch file;
+    if (!in_table || !std::regex_search(line, file, file_cell)) continue;
+    ++rows;
+    absl::StatusOr<Config> config = Config::Load(HoneConfigSchema(), file[1], {});
+    ASSERT_TRUE(config.ok()) << file[1] << ": " << config.status();
+    for (std::sregex_iterator it(line.begin(), line.end(), setting), end; it != end; ++it) {
+      const std::string key = (*it)[1], stated = (*it)[2];
+      const ConfigField* field = HoneConfigSchema().Find(key);
+      ASSERT_NE(field, nullptr) << file[1] << ": the table names unknown key " << key;
+      ++checked;
+      switch (field->type) {
+        case ConfigType::kInt: EXPECT_EQ(config->Int(key), std::stoll(stated)) << file[1] << " " << key; break;
+        case ConfigType::kFloat:
+          EXPECT_NEAR(config->Float(key), std::stod(stated), 1e-12 * std::abs(std::stod(stated)))
+              << file[1] << " " << key;
+          break;
+        case ConfigType::kBool: EXPECT_EQ(config->Bool(key), stated == "true") << file[1] << " " << key; break;
+        case ConfigType::kString: EXPECT_EQ(config->String(key), stated) << file[1] << " " << key; break;
+        default: ADD_FAILURE() << key << ": list keys are not stated in the table"; break;
+      }
+    }
+  }
+  EXPECT_EQ(rows, 3) << "rows of the Ready-made configs table";
+  EXPECT_GE(checked, 10) << "settings checked";
 }
 
 }  // namespace

@@ -8,7 +8,9 @@
 namespace hone::cli {
 
 void AddConfigArgs(CLI::App& sub, ConfigArgs& args, bool config_required) {
-  auto* option = sub.add_option("--config", args.config_path, "YAML config file (configs/*.yaml)");
+  auto* option = sub.add_option("--config", args.config_path, config_required ? "YAML config file (configs/*.yaml)"
+                                                 : "YAML config file (configs/*.yaml); without it the defaults apply "
+                                                   "(--print-config shows them, docs/config_reference.md lists every key)");
   if (config_required) option->required();
   option->check(CLI::ExistingFile);
   sub.add_flag("--print-config", args.print_config, "print the resolved config and exit");

@@ -19,7 +19,7 @@ struct ConfigArgs {
 };
 
 // Registers --config, --print-config and the positional overrides on `sub`.
-void AddConfigArgs(CLI::App& sub, ConfigArgs& args, bool config_required = true);
+void AddConfigArgs(CLI::App& sub, ConfigArgs& args, bool config_required);
 
 // The resolved config, and the thread set-up (runtime.num_threads). When --print-config
 // was given, prints the config as YAML and returns Cancelled: the caller stops, exit 0.

@@ -43,6 +43,8 @@ int main(int argc, char** argv) {
   CLI::App app{"Hone: distributed RL post-training (GRPO) for LLMs on libtorch"};
   app.require_subcommand(1);
   app.set_version_flag("--version", hone::VersionText());
+  // Every option's --help line shows its default (subcommands inherit option_defaults).
+  app.option_defaults()->always_capture_default();
   // One line naming the command and the bad input, as the commands' own errors do.
   app.failure_message([](const CLI::App* top, const CLI::Error& e) {
     std::string name = "hone";

@@ -7,6 +7,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
 #include "framework/core/status.h"
 #include "framework/model/model.h"
 #include "framework/model/pretrained.h"
@@ -26,6 +27,7 @@ struct ModelInitOptions {
   std::string tokenizer;
   std::string dtype = "F32";
   uint64_t seed = 0;
+  bool overwrite = false;
 };
 
 absl::StatusOr<std::string> ReadFile(const std::string& path) {
@@ -38,6 +40,20 @@ absl::StatusOr<std::string> ReadFile(const std::string& path) {
 
 absl::Status RunInit(const ModelInitOptions& o) {
   HONE_ASSIGN_OR_RETURN(ModelConfig config, LoadModelConfig(o.config_json));
+  // A model directory is somebody's work: replace it only when asked to, and say so.
+  std::error_code ec;
+  std::vector<std::string> existing;
+  for (const char* name : {"config.json", "model.safetensors", "model.safetensors.index.json", "tokenizer.json"}) {
+    if (fs::exists(fs::path(o.out) / name, ec)) existing.emplace_back(name);
+  }
+  if (!existing.empty() && !o.overwrite) {
+    return absl::AlreadyExistsError(absl::StrCat("--out ", o.out, " already holds a model (",
+                                                 absl::StrJoin(existing, ", "),
+                                                 "): choose another directory or pass --overwrite to replace it"));
+  }
+  if (!existing.empty()) {
+    std::cerr << "hone model init: --overwrite: replacing " << absl::StrJoin(existing, ", ") << " in " << o.out << "\n";
+  }
   std::string tokenizer_json;
   if (!o.tokenizer.empty()) {
     HONE_ASSIGN_OR_RETURN(tokenizer_json, ReadFile(o.tokenizer));
@@ -120,6 +136,7 @@ CommandAction SetupModelCommand(CLI::App& sub) {
       ->check(CLI::ExistingFile);
   init_cmd->add_option("--dtype", init->dtype, "stored dtype")->check(CLI::IsMember({"F32", "BF16", "F16"}));
   init_cmd->add_option("--seed", init->seed, "initialisation seed")->check(SeedValue());
+  init_cmd->add_flag("--overwrite", init->overwrite, "replace a model already in --out");
   auto info_dir = std::make_shared<std::string>();
   CLI::App* info_cmd = sub.add_subcommand("info", "Print a model directory's shape, parameters and dtype");
   info_cmd->add_option("dir", *info_dir, "model directory")->required();

@@ -10,7 +10,7 @@ namespace hone::cli {
 
 CommandAction SetupSftCommand(CLI::App& sub) {
   auto args = std::make_shared<ConfigArgs>();
-  AddConfigArgs(sub, *args);
+  AddConfigArgs(sub, *args, /*config_required=*/false);
   sub.footer("Example: hone sft --config configs/arith_tiny_cpu_sft.yaml trainer.total_steps=100");
   return [args]() -> absl::Status {
     auto config = ResolveConfig(*args);

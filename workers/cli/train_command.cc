@@ -17,7 +17,7 @@ namespace hone::cli {
 
 CommandAction SetupTrainCommand(CLI::App& sub) {
   auto args = std::make_shared<ConfigArgs>();
-  AddConfigArgs(sub, *args);
+  AddConfigArgs(sub, *args, /*config_required=*/false);
   sub.footer(
       "Examples:\n"
       "  hone train --config configs/arith_tiny_cpu.yaml trainer.total_steps=20\n"

@@ -5,6 +5,8 @@
 
 #include "absl/strings/str_cat.h"
 #include "framework/core/status.h"
+#include "workers/eval/evaluator.h"
+#include "workers/trainer/local_trainer.h"
 
 namespace hone {
 namespace {
@@ -106,6 +108,11 @@ void WarnAboutSplit(const data::DataSplits& splits, int64_t batch_size, const st
               << kFewSteps << " steps of " << batch_key << "=" << batch_size
               << "; lower data.val_size, give data.val_path, or add data\n";
   }
+}
+
+absl::Status CheckTrainingConfig(const Config& config) {
+  HONE_RETURN_IF_ERROR(TrainerOptionsFromConfig(config).status());
+  return eval::EvalOptionsFromConfig(config).status();
 }
 
 }  // namespace hone

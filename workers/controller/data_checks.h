@@ -32,4 +32,10 @@ absl::Status CheckSftLengths(const Config& config, const Tokenizer& tokenizer, i
 // `batch_size`) for training.
 void WarnAboutSplit(const data::DataSplits& splits, int64_t batch_size, const std::string& batch_key);
 
+// The settings `hone train` must refuse before any rank does work, checked the same way on
+// every rank: the trainer's options (clip ratios, loss, corrections) and the eval.* keys
+// (eval.k <= eval.n), the latter even when validation is off, so a config that trains also
+// evaluates.
+absl::Status CheckTrainingConfig(const Config& config);
+
 }  // namespace hone

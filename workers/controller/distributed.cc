@@ -125,6 +125,7 @@ absl::Status RunTrainerWorker(const Config& config, const dist::MpiWorld& world,
                               const Placement& placement) {
   HONE_ASSIGN_OR_RETURN(TrainerOptions options, TrainerOptionsFromConfig(config));
   HONE_ASSIGN_OR_RETURN(Pretrained policy, LoadPretrained(config.String("model.path")));
+  HONE_RETURN_IF_ERROR(CheckTrainingConfig(config));
   const double timeout_s = config.Float("dist.timeout_s");
   HONE_ASSIGN_OR_RETURN(std::unique_ptr<dist::Communicator> trainer_comm,
                         dist::CreateMpiCommunicator(placement.RanksOf(Role::kTrainer), "trainer", timeout_s));

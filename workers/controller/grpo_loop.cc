@@ -76,6 +76,7 @@ absl::Status RunGrpoTraining(const Config& config) {
   if (config.String("model.path").empty()) {
     return absl::InvalidArgumentError("model.path is empty: name the policy's HF model directory");
   }
+  HONE_RETURN_IF_ERROR(CheckTrainingConfig(config));
   HONE_ASSIGN_OR_RETURN(TrainerOptions trainer_options, TrainerOptionsFromConfig(config));
   HONE_ASSIGN_OR_RETURN(data::DataSplits splits, data::LoadSplits(config));
   absl::StatusOr<Pretrained> loaded = LoadPretrained(config.String("model.path"));

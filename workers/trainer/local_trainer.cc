@@ -124,7 +124,8 @@ absl::StatusOr<TrainerOptions> TrainerOptionsFromConfig(const Config& c) {
   loss.clip_ratio_c = o.clip_ratio_c;
   loss.loss_agg_mode = o.loss_agg_mode;
   absl::Status valid = algo::ValidatePolicyLossOptions(loss);
-  if (!valid.ok()) return Annotate(valid, "algorithm.clip_ratio_* / algorithm.loss_agg_mode");
+  // The loss names its fields (clip_ratio_c, loss_agg_mode, ...): they are the algorithm.* keys.
+  if (!valid.ok()) return absl::InvalidArgumentError(absl::StrCat("algorithm.", valid.message()));
   HONE_RETURN_IF_ERROR(Annotate(algo::GetPolicyLoss(o.policy_loss).status(), "algorithm.policy_loss"));
   if (o.policy_loss == "gspo" && o.clip_ratio_c != 0.0) {
     return absl::InvalidArgumentError(absl::StrCat(

@@ -8,7 +8,7 @@ PACKAGES=(
   libtorch-dev libopenblas0-pthread python3-torch
   libopenmpi-dev openmpi-bin
   slurm-wlm munge
-  prometheus python3-matplotlib
+  prometheus python3-matplotlib python3-jinja2
   clang libclang-rt-14-dev
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   libabsl-dev prometheus-cpp-dev

@@ -196,21 +196,31 @@ absl::Status CheckRange(const ConfigField& field, const ConfigValue& value) {
 // walk without a bound hangs. Hone's whole schema is a few hundred keys.
 constexpr size_t kMaxConfigNodes = 100000;
 
-// Collects the leaves of `node` under dotted keys. Returns false, leaving `out` partial,
-// when more than `budget` nodes would be visited.
-bool Flatten(const YAML::Node& node, const std::string& prefix,
-             std::vector<std::pair<std::string, YAML::Node>>& out, size_t& budget) {
-  if (budget == 0) return false;
+// No schema key is nested deeper than a few levels; an alias that refers to its own
+// anchor (`a: &a {b: *a}`, after the anchor was redefined) makes a cycle, so depth needs a
+// bound of its own: the node budget alone lets the dotted key grow to megabytes.
+constexpr int kMaxConfigDepth = 32;
+
+enum class FlattenResult { kOk, kTooManyNodes, kTooDeep };
+
+// Collects the leaves of `node` under dotted keys, visiting at most `budget` nodes and
+// kMaxConfigDepth levels; on failure `out` is partial.
+FlattenResult Flatten(const YAML::Node& node, const std::string& prefix,
+                      std::vector<std::pair<std::string, YAML::Node>>& out, size_t& budget, int depth = 0) {
+  if (budget == 0) return FlattenResult::kTooManyNodes;
+  if (depth > kMaxConfigDepth) return FlattenResult::kTooDeep;
   --budget;
   if (node.IsMap()) {
     for (const auto& kv : node) {
       const std::string key = kv.first.Scalar();
-      if (!Flatten(kv.second, prefix.empty() ? key : prefix + "." + key, out, budget)) return false;
+      const FlattenResult result =
+          Flatten(kv.second, prefix.empty() ? key : prefix + "." + key, out, budget, depth + 1);
+      if (result != FlattenResult::kOk) return result;
     }
-    return true;
+    return FlattenResult::kOk;
   }
   out.emplace_back(prefix, node);
-  return true;
+  return FlattenResult::kOk;
 }
 
 void EmitValue(YAML::Emitter& out, const ConfigValue& value) {
@@ -337,10 +347,16 @@ absl::StatusOr<Config> Config::Load(const ConfigSchema& schema, const std::strin
     }
     std::vector<std::pair<std::string, YAML::Node>> leaves;
     size_t budget = kMaxConfigNodes;
-    if (!Flatten(root, "", leaves, budget)) {
-      return absl::InvalidArgumentError(absl::StrCat("config file '", yaml_path, "' has more than ",
-                                                     kMaxConfigNodes,
-                                                     " entries (aliases expanding without bound?)"));
+    switch (Flatten(root, "", leaves, budget)) {
+      case FlattenResult::kOk: break;
+      case FlattenResult::kTooManyNodes:
+        return absl::InvalidArgumentError(absl::StrCat("config file '", yaml_path, "' has more than ",
+                                                       kMaxConfigNodes,
+                                                       " entries (aliases expanding without bound?)"));
+      case FlattenResult::kTooDeep:
+        return absl::InvalidArgumentError(absl::StrCat("config file '", yaml_path, "' nests mappings more than ",
+                                                       kMaxConfigDepth,
+                                                       " levels deep (an alias that refers to itself?)"));
     }
     for (auto& [key, node] : leaves) {
       const std::string source = absl::StrCat("config file '", yaml_path, "'");

@@ -90,6 +90,16 @@ TEST(ConfigTest, MissingAndMalformedFile) {
   EXPECT_THAT(malformed.status().message(), HasSubstr("bad.yaml"));
 }
 
+// A YAML alias may refer to the anchor it sits in: the mapping then contains itself. Found
+// by the config_yaml fuzzer (a segfault: unbounded recursion); corpus regress_cyclic_alias.
+TEST(ConfigTest, SelfReferringAliasIsAnErrorNotARecursion) {
+  std::string cyclic = WriteTemp("cyclic.yaml", "a: &x {k: 1}\ntrainer: &x {k: *x}\n");
+  auto loaded = Config::Load(SmallSchema(), cyclic, {});
+  ASSERT_FALSE(loaded.ok());
+  EXPECT_THAT(loaded.status().message(), HasSubstr("cyclic.yaml"));
+  EXPECT_THAT(loaded.status().message(), HasSubstr("levels deep"));
+}
+
 TEST(ConfigTest, PrintedConfigReadsBackToTheSameValues) {
   const ConfigSchema& schema = HoneConfigSchema();
   auto config = Config::Load(schema, "", {"optim.lr=3e-4", "rollout.n=4", "eval.k=[1, 2]",

@@ -1,12 +1,14 @@
 // `hone generate`: sample responses from a model directory, to one prompt (--prompt) or to
 // every prompt of a file (--prompts-file: JSONL with a "prompt" field, or plain text lines),
-// with one JSON line out per prompt.
+// with one JSON line out per prompt. --chat wraps each prompt in the model's chat template
+// (tokenizer_config.json) as the one user turn; --print-prompt prints the prompt text and stops.
 #include <chrono>
 #include <fstream>
 #include <iostream>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "framework/chat/chat_template.h"
 #include "framework/core/status.h"
 #include "framework/engine/engine.h"
 #include "framework/model/pretrained.h"
@@ -27,6 +29,8 @@ struct GenerateOptions {
   SamplingParams sampling;
   int threads = 1;
   bool show_logprobs = false;
+  bool chat = false;          // render each prompt through the model's chat template
+  bool print_prompt = false;  // print the (rendered) prompt text exactly, then stop
 };
 
 // The prompts of --prompts-file: a line starting with '{' is a JSON object whose "prompt"
@@ -74,6 +78,18 @@ absl::Status RunGenerate(GenerateOptions o) {
   std::vector<std::string> prompts = {o.prompt};
   if (!o.prompts_file.empty()) {
     HONE_ASSIGN_OR_RETURN(prompts, ReadPrompts(o.prompts_file));
+  }
+  if (o.chat) {
+    absl::StatusOr<chat::ChatTemplate> tmpl = chat::LoadChatTemplate(o.model);
+    if (!tmpl.ok()) return Annotate(tmpl.status(), "--chat");
+    for (std::string& prompt : prompts) {
+      HONE_ASSIGN_OR_RETURN(prompt, chat::RenderChat(*tmpl, {{"user", prompt}}, /*add_generation_prompt=*/true));
+    }
+  }
+  if (o.print_prompt) {
+    for (const std::string& prompt : prompts) std::cout << prompt;
+    std::cout.flush();
+    return absl::OkStatus();
   }
   HONE_ASSIGN_OR_RETURN(Pretrained policy, LoadPretrained(o.model));
   std::vector<std::vector<int64_t>> prompt_ids;
@@ -141,6 +157,11 @@ CommandAction SetupGenerateCommand(CLI::App& sub) {
   sub.add_option("--max-new-tokens", o->sampling.max_new_tokens, "longest response")->check(NumberIn(1, 1 << 20));
   sub.add_option("--seed", o->sampling.seed, "sampling seed")->check(SeedValue());
   sub.add_option("--threads", o->threads, "intra-op threads")->check(NumberIn(1, 256));
+  sub.add_flag("--chat", o->chat,
+               "wrap each prompt in the model's chat template (chat_template of tokenizer_config.json in --model) "
+               "as the one user turn, with the generation prompt");
+  sub.add_flag("--print-prompt", o->print_prompt,
+               "print the prompt text exactly as the model would see it (after --chat) and exit without generating");
   sub.add_flag("--logprobs", o->show_logprobs, "print each token id with its log-probability (--prompt only)");
   return [o]() { return RunGenerate(*o); };
 }

@@ -81,7 +81,7 @@ ConfigSchema BuildSchema() {
   s.Add(Path("data.val_path", "held-out file (gsm8k, jsonl); empty: hold out data.val_size training examples"));
   s.Add(Str("data.prompt_key", "question", "jsonl: field holding the question"));
   s.Add(Str("data.answer_key", "answer", "jsonl: field holding the answer (integer or '#### N')"));
-  s.Add(Str("data.prompt_template", "plain", "prompt template: raw, plain, qwen, llama3"));
+  s.Add(Str("data.prompt_template", "plain", "prompt template: raw, plain, qwen, llama3, or chat (the model's own chat_template from tokenizer_config.json in model.path)"));
   s.Add(Int("data.train_batch_size", 8, "prompts per policy step (each sampled rollout.n times)", 1));
   s.Add(Int("data.val_size", 100, "held-out prompts used for validation and hone eval", 1));
   s.Add(Bool("data.skip_invalid", false, "skip malformed dataset lines with a counted warning instead of failing"));

@@ -71,4 +71,8 @@ absl::StatusOr<DataSplits> LoadSplits(const Config& config) {
   return splits;
 }
 
+absl::StatusOr<PromptFormatter> PromptFormatterFromConfig(const Config& config) {
+  return PromptFormatter::Create(config.String("data.prompt_template"), config.String("model.path"));
+}
+
 }  // namespace hone::data

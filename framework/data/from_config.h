@@ -9,6 +9,7 @@
 #include "absl/status/statusor.h"
 #include "framework/core/config.h"
 #include "framework/data/dataset.h"
+#include "framework/data/prompt_formatter.h"
 
 namespace hone::data {
 
@@ -29,5 +30,9 @@ DatasetOptions DatasetOptionsFromConfig(const Config& config, const std::string&
 // * Training examples whose prompt equals a held-out prompt are removed, so held-out
 //   accuracy measures problems the policy never trained on.
 absl::StatusOr<DataSplits> LoadSplits(const Config& config);
+
+// data.prompt_template for the policy in model.path (whose tokenizer_config.json a `chat`
+// template comes from).
+absl::StatusOr<PromptFormatter> PromptFormatterFromConfig(const Config& config);
 
 }  // namespace hone::data

@@ -2,8 +2,13 @@
 //
 // A request is G prompts x n samples. Each prompt is prefilled once and its keys/values are
 // shared by its n samples: decode attention reads the prompt's cache once per group, and
-// only the generated tokens have per-sample caches, preallocated for max_new_tokens (no
-// per-step concatenation). Sampling is a chain of small steps (temperature, top-k, top-p,
+// only the generated tokens have per-sample caches, time-major and grown by doubling (no
+// per-step concatenation). Only live sequences are decoded: a sequence that emitted a stop
+// token leaves the decode batch (float32 on the CPU: attention per live row over its own
+// context; elsewhere, block attention per group), and re-laying out the caches drops
+// finished groups and packs each group's live samples. With T intra-op threads
+// (at::get_num_threads()), the groups are split into T blocks decoded at once, one thread
+// each. docs/generation.md has the details. Sampling is a chain of small steps (temperature, top-k, top-p,
 // draw) and is deterministic for a given seed: each sequence draws from its own
 // counter-based random stream, keyed by the seed, its prompt's stream id and its sample
 // index, so the tokens of a sequence do not depend on which other prompts share the call
@@ -56,7 +61,10 @@ struct GeneratedSequence {
 
 struct GenerationResult {
   std::vector<GeneratedSequence> sequences;  // prompt-major: prompt g, sample j at g*n + j
-  torch::Tensor step_logits;  // [G*n, max_new_tokens, V] when return_logits, else undefined
+  // [G*n, S, V] when return_logits (S = the longest sequence's length), else undefined. Row
+  // i, step t: the logits token t of sequence i was sampled from; zero for t at or past the
+  // sequence's length (finished sequences are not decoded).
+  torch::Tensor step_logits;
   int64_t prompt_tokens = 0;  // prefilled tokens (once per prompt)
   int64_t new_tokens = 0;     // generated tokens, all sequences
 };

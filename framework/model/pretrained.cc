@@ -36,6 +36,12 @@ absl::StatusOr<Pretrained> LoadPretrained(const std::string& dir, torch::Dtype d
   std::stringstream text;
   text << in.rdbuf();
   out.tokenizer_json = text.str();
+  std::ifstream config_in(fs::path(dir) / "tokenizer_config.json", std::ios::binary);
+  if (config_in) {
+    std::stringstream config_text;
+    config_text << config_in.rdbuf();
+    out.tokenizer_config_json = config_text.str();
+  }
   HONE_ASSIGN_OR_RETURN(out.tokenizer, TokenizerFromJson(out.tokenizer_json));
   HONE_ASSIGN_OR_RETURN(out.model, LoadModel(dir, dtype));
   out.stop_token_ids = StopTokenIds(out.model->config(), *out.tokenizer);
@@ -48,18 +54,28 @@ absl::StatusOr<Pretrained> LoadPretrained(const std::string& dir, torch::Dtype d
   return out;
 }
 
+absl::Status WriteTokenizerFiles(const std::string& tokenizer_json, const std::string& tokenizer_config_json,
+                                 const std::string& dir) {
+  for (const auto& [name, text] : {std::pair<const char*, const std::string*>{"tokenizer.json", &tokenizer_json},
+                                   {"tokenizer_config.json", &tokenizer_config_json}}) {
+    if (text->empty() && std::string(name) == "tokenizer_config.json") continue;
+    const fs::path path = fs::path(dir) / name;
+    std::ofstream out(path, std::ios::binary);
+    out << *text;
+    if (!out) return absl::InternalError(absl::StrCat("cannot write ", path.string()));
+  }
+  return absl::OkStatus();
+}
+
 absl::Status SavePretrained(CausalLM& model, const std::string& tokenizer_json,
-                            const std::string& dir, const std::string& save_dtype) {
+                            const std::string& dir, const std::string& save_dtype,
+                            const std::string& tokenizer_config_json) {
   const fs::path final_dir = fs::path(dir).lexically_normal();
   const fs::path tmp_dir = final_dir.string() + ".tmp";
   std::error_code ec;
   fs::remove_all(tmp_dir, ec);
   HONE_RETURN_IF_ERROR(SaveModel(model, tmp_dir.string(), save_dtype));
-  {
-    std::ofstream out(tmp_dir / "tokenizer.json", std::ios::binary);
-    out << tokenizer_json;
-    if (!out) return absl::InternalError(absl::StrCat("cannot write ", (tmp_dir / "tokenizer.json").string()));
-  }
+  HONE_RETURN_IF_ERROR(WriteTokenizerFiles(tokenizer_json, tokenizer_config_json, tmp_dir.string()));
   fs::remove_all(final_dir, ec);
   fs::rename(tmp_dir, final_dir, ec);
   if (ec) {

@@ -2,7 +2,9 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <set>
+#include <string>
 
 #include "framework/engine/engine.h"
 
@@ -34,6 +36,14 @@ torch::Tensor FullLogits(CausalLM& model, const std::vector<int64_t>& prompt,
   auto logits = model->Forward(torch::tensor(all).unsqueeze(0)).squeeze(0);
   // Row t predicts generated token t.
   return logits.narrow(0, prompt.size() - 1, generated.size());
+}
+
+// Log-probs of the same tokens computed in batches of different shapes: equal up to the
+// rounding of matrix products of different sizes (about 1e-6).
+void ExpectSameLogprobs(const std::vector<float>& a, const std::vector<float>& b,
+                        const std::string& what) {
+  ASSERT_EQ(a.size(), b.size()) << what;
+  for (size_t t = 0; t < a.size(); ++t) EXPECT_NEAR(a[t], b[t], 1e-5) << what << " step " << t;
 }
 
 // Cached decode logits equal a full forward to 1e-4 (float32; logits are O(1)); the
@@ -236,6 +246,143 @@ TEST(EngineTest, StopTokensEndSequences) {
     EXPECT_EQ(seq.tokens.size(), seq.logprobs.size());
   }
   EXPECT_GT(stopped, 0);
+}
+
+// Finished sequences leave the decode batch (docs/generation.md). With stop tokens that
+// make lengths vary widely, every sequence still equals an independent reference: its
+// step logits equal a full forward pass (no cache, no batch) over prompt + tokens, the
+// sampling chain on those logits with the sequence's own stream picks the same token at
+// every step, and the log-probs agree; rows past a sequence's end are zero. Generating
+// each prompt alone gives the same tokens, and log-probs equal up to rounding.
+TEST(EngineTest, DroppingFinishedSequencesKeepsEverySequence) {
+  ModelConfig config = EngineTestConfig();
+  config.max_position_embeddings = 128;  // room for 90 new tokens: the cache grows past 64
+  CausalLM model = InitModel(config, 11);
+  GenerationEngine engine(model);
+  const std::vector<std::vector<int64_t>> prompts = {
+      {1, 2, 3, 4, 5, 6, 7}, {9, 3}, {4, 4, 4, 20}, {17, 2, 5}, {8}, {12, 13, 14, 15, 16}};
+  for (double temperature : {1.0, 0.0}) {
+    SamplingParams params;
+    params.n = 4;
+    params.temperature = temperature;
+    params.max_new_tokens = 90;
+    params.seed = 5;
+    params.prompt_streams = {30, 31, 32, 33, 34, 35};
+    params.return_logits = true;
+    if (temperature > 0) {
+      params.stop_token_ids = {3};  // ~1 in 29 per step: most stop early, some run on
+    } else {
+      // Greedy: stop on tokens the greedy continuations really emit, at varied steps.
+      SamplingParams probe = params;
+      probe.return_logits = false;
+      auto free_run = engine.Generate(prompts, probe);
+      ASSERT_TRUE(free_run.ok());
+      params.stop_token_ids = {free_run->sequences[0].tokens[2], free_run->sequences[8].tokens[9]};
+    }
+    auto result = engine.Generate(prompts, params);
+    ASSERT_TRUE(result.ok()) << result.status();
+    ASSERT_EQ(result->sequences.size(), prompts.size() * params.n);
+    size_t shortest = params.max_new_tokens, longest = 0;
+    for (size_t i = 0; i < result->sequences.size(); ++i) {
+      const auto& seq = result->sequences[i];
+      const int64_t g = i / params.n, j = i % params.n;
+      shortest = std::min(shortest, seq.tokens.size());
+      longest = std::max(longest, seq.tokens.size());
+      ASSERT_EQ(seq.tokens.size(), seq.logprobs.size());
+      auto full = FullLogits(model, prompts[g], seq.tokens);
+      const int64_t len = seq.tokens.size();
+      auto rows = result->step_logits[i];
+      EXPECT_LT((full - rows.narrow(0, 0, len)).abs().max().item<double>(), 1e-4) << "sequence " << i;
+      if (len < rows.size(0)) {
+        EXPECT_EQ(rows.narrow(0, len, rows.size(0) - len).abs().max().item<double>(), 0.0);
+      }
+      const std::vector<uint64_t> stream = {SequenceStream(params.seed, params.prompt_streams[g], j)};
+      for (int64_t t = 0; t < len; ++t) {
+        auto again = SampleNextTokens(full.narrow(0, t, 1), params, stream, t);
+        EXPECT_EQ(again.tokens[0].item<int64_t>(), seq.tokens[t]) << "sequence " << i << " step " << t;
+        EXPECT_NEAR(again.logprobs[0].item<double>(), seq.logprobs[t], 1e-4);
+      }
+    }
+    EXPECT_LE(shortest, 3u) << "temperature " << temperature;
+    EXPECT_GE(longest, 65u) << "temperature " << temperature;
+    EXPECT_EQ(result->step_logits.size(1), static_cast<int64_t>(longest));
+    for (size_t g = 0; g < prompts.size(); ++g) {
+      SamplingParams one = params;
+      one.prompt_streams = {params.prompt_streams[g]};
+      one.return_logits = false;
+      auto alone = engine.Generate({prompts[g]}, one);
+      ASSERT_TRUE(alone.ok());
+      for (int64_t j = 0; j < params.n; ++j) {
+        const auto& together = result->sequences[g * params.n + j];
+        EXPECT_EQ(alone->sequences[j].tokens, together.tokens) << "prompt " << g << " sample " << j;
+        ExpectSameLogprobs(alone->sequences[j].logprobs, together.logprobs,
+                           "prompt " + std::to_string(g) + " sample " + std::to_string(j));
+      }
+    }
+  }
+}
+
+// Models that are not float32 on the CPU (other dtypes, other devices) decode through the
+// slot-layout attention instead of the row kernel, with the caches re-laid out as
+// sequences finish. A float64 copy of the model takes that path and gives the same
+// sequences (log-probs to rounding), and step logits equal to a full forward pass.
+TEST(EngineTest, SlotLayoutPathMatchesTheRowKernel) {
+  ModelConfig config = EngineTestConfig();
+  config.max_position_embeddings = 128;
+  CausalLM model = InitModel(config, 14);
+  CausalLM wide = InitModel(config, 14);
+  wide->to(torch::kFloat64);
+  GenerationEngine engine(model), wide_engine(wide);
+  const std::vector<std::vector<int64_t>> prompts = {{1, 2, 3, 4, 5, 6, 7}, {9, 3}, {4, 4, 4, 20}, {8}};
+  SamplingParams params;
+  params.n = 4;
+  params.temperature = 1.0;
+  params.max_new_tokens = 80;
+  params.seed = 21;
+  params.stop_token_ids = {3};
+  params.return_logits = true;
+  auto narrow = engine.Generate(prompts, params);
+  auto result = wide_engine.Generate(prompts, params);
+  ASSERT_TRUE(narrow.ok() && result.ok()) << result.status();
+  size_t shortest = params.max_new_tokens, longest = 0;
+  for (size_t i = 0; i < result->sequences.size(); ++i) {
+    const auto& seq = result->sequences[i];
+    shortest = std::min(shortest, seq.tokens.size());
+    longest = std::max(longest, seq.tokens.size());
+    EXPECT_EQ(seq.tokens, narrow->sequences[i].tokens) << "sequence " << i;
+    ExpectSameLogprobs(seq.logprobs, narrow->sequences[i].logprobs, "sequence " + std::to_string(i));
+    auto full = FullLogits(wide, prompts[seq.prompt_index], seq.tokens).to(torch::kFloat32);
+    EXPECT_LT((full - result->step_logits[i].narrow(0, 0, seq.tokens.size())).abs().max().item<double>(), 1e-4);
+  }
+  EXPECT_LE(shortest, 3u);
+  EXPECT_GE(longest, 65u);
+}
+
+// With T threads the engine runs blocks of groups on T threads at once; the sequences are
+// the same as with one thread (log-probs up to rounding).
+TEST(EngineTest, ThreadsKeepTokensAndLogprobs) {
+  CausalLM model = InitModel(EngineTestConfig(), 13);
+  GenerationEngine engine(model);
+  SamplingParams params;
+  params.n = 3;
+  params.max_new_tokens = 30;
+  params.seed = 9;
+  params.stop_token_ids = {5};
+  const int threads_before = torch::get_num_threads();
+  torch::set_num_threads(1);
+  auto one = engine.Generate(kPrompts, params);
+  torch::set_num_threads(3);
+  auto three = engine.Generate(kPrompts, params);
+  torch::set_num_threads(threads_before);
+  ASSERT_TRUE(one.ok() && three.ok());
+  ASSERT_EQ(one->sequences.size(), three->sequences.size());
+  for (size_t i = 0; i < one->sequences.size(); ++i) {
+    EXPECT_EQ(one->sequences[i].tokens, three->sequences[i].tokens) << "sequence " << i;
+    ExpectSameLogprobs(one->sequences[i].logprobs, three->sequences[i].logprobs,
+                       "sequence " + std::to_string(i));
+    EXPECT_EQ(one->sequences[i].finish, three->sequences[i].finish) << "sequence " << i;
+  }
+  EXPECT_EQ(one->new_tokens, three->new_tokens);
 }
 
 TEST(EngineTest, BadRequestsAreClearErrors) {

@@ -234,8 +234,10 @@ absl::Status RunEval(const EvalArgs& args) {
     auto progress = [&run](int64_t done, int64_t total) {
       std::cerr << "eval " << run.label << ": " << done << "/" << total << " prompts\n";
     };
+    eval::EvalOptions model_options = options;
+    model_options.model_dir = run.path;  // data.prompt_template=chat: this model's own template
     absl::StatusOr<eval::EvalResult> result = eval::Evaluate(
-        policy->model, *policy->tokenizer, policy->stop_token_ids, examples, options, progress);
+        policy->model, *policy->tokenizer, policy->stop_token_ids, examples, model_options, progress);
     if (!result.ok()) return Annotate(result.status(), absl::StrCat("model ", run.label, " (", run.path, ")"));
     run.result = std::move(*result);
     runs.push_back(std::move(run));

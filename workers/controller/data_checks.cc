@@ -18,12 +18,12 @@ constexpr int64_t kFewSteps = 4;
 // Keeps the examples whose templated prompt fits `limit` tokens; counts the others, or
 // returns an error naming the first when not filtering.
 absl::Status FilterSplit(std::vector<data::Example>& examples, const Tokenizer& tokenizer,
-                         const std::string& template_name, int64_t limit, const std::string& limit_why,
+                         const data::PromptFormatter& format, int64_t limit, const std::string& limit_why,
                          bool filter, const char* split_name, int64_t* dropped) {
   std::vector<data::Example> kept;
   kept.reserve(examples.size());
   for (data::Example& example : examples) {
-    HONE_ASSIGN_OR_RETURN(std::string prompt, data::ApplyPromptTemplate(template_name, example.prompt));
+    HONE_ASSIGN_OR_RETURN(std::string prompt, format.Format(example.prompt));
     HONE_ASSIGN_OR_RETURN(std::vector<int64_t> ids, tokenizer.Encode(prompt));
     const int64_t length = static_cast<int64_t>(ids.size());
     if (length <= limit) {
@@ -61,11 +61,11 @@ absl::Status CheckPromptLengths(const Config& config, const Tokenizer& tokenizer
                              " minus rollout.max_new_tokens=", max_new, ")");
   }
   const bool filter = config.Bool("data.filter_overlong_prompts");
-  const std::string& template_name = config.String("data.prompt_template");
+  HONE_ASSIGN_OR_RETURN(data::PromptFormatter format, data::PromptFormatterFromConfig(config));
   int64_t dropped_train = 0, dropped_held_out = 0;
-  HONE_RETURN_IF_ERROR(FilterSplit(splits.train, tokenizer, template_name, limit, limit_why, filter, "training",
+  HONE_RETURN_IF_ERROR(FilterSplit(splits.train, tokenizer, format, limit, limit_why, filter, "training",
                                    &dropped_train));
-  HONE_RETURN_IF_ERROR(FilterSplit(splits.held_out, tokenizer, template_name, limit, limit_why, filter, "held-out",
+  HONE_RETURN_IF_ERROR(FilterSplit(splits.held_out, tokenizer, format, limit, limit_why, filter, "held-out",
                                    &dropped_held_out));
   if (dropped_train + dropped_held_out > 0) {
     std::cerr << "warning: data.filter_overlong_prompts: dropped " << dropped_train << " training and "
@@ -79,9 +79,9 @@ absl::Status CheckPromptLengths(const Config& config, const Tokenizer& tokenizer
 
 absl::Status CheckSftLengths(const Config& config, const Tokenizer& tokenizer, int64_t max_position_embeddings,
                              const std::vector<data::Example>& examples) {
-  const std::string& template_name = config.String("data.prompt_template");
+  HONE_ASSIGN_OR_RETURN(data::PromptFormatter format, data::PromptFormatterFromConfig(config));
   for (const data::Example& example : examples) {
-    HONE_ASSIGN_OR_RETURN(std::string prompt, data::ApplyPromptTemplate(template_name, example.prompt));
+    HONE_ASSIGN_OR_RETURN(std::string prompt, format.Format(example.prompt));
     HONE_ASSIGN_OR_RETURN(std::vector<int64_t> prompt_ids, tokenizer.Encode(prompt));
     HONE_ASSIGN_OR_RETURN(std::vector<int64_t> solution_ids, tokenizer.Encode(example.solution));
     const int64_t length = static_cast<int64_t>(prompt_ids.size() + solution_ids.size()) + 1;  // + end-of-text

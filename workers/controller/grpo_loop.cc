@@ -157,7 +157,7 @@ absl::Status RunGrpoLoop(const Config& config, GrpoRoles& roles, const Pretraine
   const int64_t batch_prompts = config.Int("data.train_batch_size");
   const int64_t save_every = config.Int("trainer.save_every");
   const int64_t val_every = config.Int("trainer.val_every");
-  const std::string& template_name = config.String("data.prompt_template");
+  HONE_ASSIGN_OR_RETURN(data::PromptFormatter prompt_format, data::PromptFormatterFromConfig(config));
   const uint64_t seed = static_cast<uint64_t>(config.Int("seed"));
   algo::AdvantageOptions advantage_options{config.Float("algorithm.norm_eps")};
   data::DataLoader loader(splits.train, seed);
@@ -213,7 +213,7 @@ absl::Status RunGrpoLoop(const Config& config, GrpoRoles& roles, const Pretraine
     // --- next prompts ---
     std::vector<std::string> prompts, truths;
     for (const auto& example : loader.NextBatch(batch_prompts)) {
-      HONE_ASSIGN_OR_RETURN(std::string text, data::ApplyPromptTemplate(template_name, example.prompt));
+      HONE_ASSIGN_OR_RETURN(std::string text, prompt_format.Format(example.prompt));
       prompts.push_back(std::move(text));
       truths.push_back(example.ground_truth);
     }

@@ -65,12 +65,12 @@ absl::StatusOr<Pretrained> FreshPolicy(const Config& config, const data::DataSpl
 
 // input_ids / attention_mask / response_mask for prompt + solution + end-of-text.
 absl::StatusOr<Batch> MakeSftBatch(const Tokenizer& tokenizer, const std::vector<data::Example>& examples,
-                                   const std::string& template_name, int64_t eos_id) {
+                                   const data::PromptFormatter& format, int64_t eos_id) {
   std::vector<std::vector<int64_t>> ids(examples.size());
   std::vector<int64_t> prompt_lens(examples.size());
   int64_t T = 2;
   for (size_t i = 0; i < examples.size(); ++i) {
-    HONE_ASSIGN_OR_RETURN(std::string prompt, data::ApplyPromptTemplate(template_name, examples[i].prompt));
+    HONE_ASSIGN_OR_RETURN(std::string prompt, format.Format(examples[i].prompt));
     HONE_ASSIGN_OR_RETURN(ids[i], tokenizer.Encode(prompt));
     prompt_lens[i] = static_cast<int64_t>(ids[i].size());
     HONE_ASSIGN_OR_RETURN(std::vector<int64_t> solution, tokenizer.Encode(examples[i].solution));
@@ -132,7 +132,7 @@ absl::Status RunSft(const Config& config) {
   const int64_t total_steps = config.Int("trainer.total_steps");
   const int64_t batch_size = config.Int("trainer.sft_batch_size");
   const int64_t save_every = config.Int("trainer.save_every");
-  const std::string& template_name = config.String("data.prompt_template");
+  HONE_ASSIGN_OR_RETURN(data::PromptFormatter prompt_format, data::PromptFormatterFromConfig(config));
   data::DataLoader loader(splits.train, static_cast<uint64_t>(config.Int("seed")));
   std::cerr << absl::StrFormat("SFT: %d examples, %.2fM parameters, %d steps of %d sequences\n",
                                splits.train.size(), parameters / 1e6, total_steps, batch_size);
@@ -154,7 +154,7 @@ absl::Status RunSft(const Config& config) {
       return absl::OkStatus();
     }
     const auto step_start = std::chrono::steady_clock::now();
-    HONE_ASSIGN_OR_RETURN(Batch batch, MakeSftBatch(*tokenizer, loader.NextBatch(batch_size), template_name, eos_id));
+    HONE_ASSIGN_OR_RETURN(Batch batch, MakeSftBatch(*tokenizer, loader.NextBatch(batch_size), prompt_format, eos_id));
     HONE_ASSIGN_OR_RETURN(Metrics m, trainer->SftStep(batch));
     m["seconds_step"] = std::chrono::duration<double>(std::chrono::steady_clock::now() - step_start).count();
     m["tokens_per_second_train"] = batch.tensor("attention_mask").sum().item<double>() / m["seconds_step"];

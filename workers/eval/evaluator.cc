@@ -8,6 +8,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "framework/core/status.h"
+#include "framework/data/prompt_formatter.h"
 #include "framework/engine/engine.h"
 
 namespace hone::eval {
@@ -31,14 +32,14 @@ struct PreparedPrompt {
 };
 
 absl::StatusOr<PreparedPrompt> Prepare(const data::Example& example, const Tokenizer& tokenizer,
-                                       const EvalOptions& options, int64_t max_positions) {
+                                       const data::PromptFormatter& format, const EvalOptions& options,
+                                       int64_t max_positions) {
   const std::string where = absl::StrCat("held-out example ", example.index);
   PreparedPrompt out;
   absl::StatusOr<int64_t> truth = reward::ParseGroundTruth(example.ground_truth);
   if (!truth.ok()) return Annotate(truth.status(), where);
   out.ground_truth = *truth;
-  absl::StatusOr<std::string> text =
-      data::ApplyPromptTemplate(options.prompt_template, example.prompt);
+  absl::StatusOr<std::string> text = format.Format(example.prompt);
   if (!text.ok()) return Annotate(text.status(), where);
   absl::StatusOr<std::vector<int64_t>> ids = tokenizer.Encode(*text);
   if (!ids.ok()) return Annotate(ids.status(), where);
@@ -81,6 +82,7 @@ absl::StatusOr<EvalOptions> EvalOptionsFromConfig(const Config& config) {
   o.ks = config.IntList("eval.k");
   o.reflection_words = config.StringList("eval.reflection_words");
   o.prompt_template = config.String("data.prompt_template");
+  o.model_dir = config.String("model.path");
   o.reward.fallback = config.String("reward.fallback");
   o.reward.correct_weight = config.Float("reward.correct_weight");
   o.reward.format_weight = config.Float("reward.format_weight");
@@ -111,8 +113,11 @@ absl::Status ValidateEvalOptions(const EvalOptions& o) {
     if (w.empty()) return absl::InvalidArgumentError("eval.reflection_words contains an empty word");
   }
   HONE_RETURN_IF_ERROR(Annotate(reward::ValidateRewardOptions(o.reward), "reward"));
-  absl::StatusOr<std::string> probe = data::ApplyPromptTemplate(o.prompt_template, "1+1=?");
-  if (!probe.ok()) return Annotate(probe.status(), "data.prompt_template");
+  // `chat` needs the model's directory, known only when a model is evaluated (Evaluate).
+  if (o.prompt_template != data::kChatPromptTemplate) {
+    absl::StatusOr<std::string> probe = data::ApplyPromptTemplate(o.prompt_template, "1+1=?");
+    if (!probe.ok()) return Annotate(probe.status(), "data.prompt_template");
+  }
   return absl::OkStatus();
 }
 
@@ -157,10 +162,12 @@ absl::StatusOr<EvalResult> Evaluate(CausalLM& model, const Tokenizer& tokenizer,
   const int64_t total = static_cast<int64_t>(examples.size());
   const int64_t max_positions = model->config().max_position_embeddings;
 
+  HONE_ASSIGN_OR_RETURN(data::PromptFormatter format,
+                        data::PromptFormatter::Create(options.prompt_template, options.model_dir));
   std::vector<PreparedPrompt> prepared;
   prepared.reserve(examples.size());
   for (const data::Example& e : examples) {
-    HONE_ASSIGN_OR_RETURN(PreparedPrompt p, Prepare(e, tokenizer, options, max_positions));
+    HONE_ASSIGN_OR_RETURN(PreparedPrompt p, Prepare(e, tokenizer, format, options, max_positions));
     prepared.push_back(std::move(p));
   }
 

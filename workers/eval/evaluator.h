@@ -51,6 +51,9 @@ struct EvalOptions {
   std::vector<int64_t> ks = {1};  // Pass@k values to report; each in [1, n]
   std::vector<std::string> reflection_words = {"Wait", "Now", "Hmm", "But", "Check"};
   std::string prompt_template = "plain";  // data.prompt_template
+  // data.prompt_template=chat: the evaluated model's directory (its tokenizer_config.json
+  // holds the chat template). EvalOptionsFromConfig sets model.path; hone eval, each --model.
+  std::string model_dir;
   reward::RewardOptions reward;           // reward.fallback / correct_weight / format_weight
   // Prompts per Generate call: bounds the KV-cache memory (prompt_batch * n sequences).
   // Each batch b samples with seed MixSeed(seed, b), so results depend on it: keep it fixed

@@ -326,11 +326,7 @@ absl::StatusOr<NamedTensors> LocalPolicyTrainer::PolicyWeights() {
 
 absl::Status LocalPolicyTrainer::SaveCheckpoint(const std::string& dir) {
   HONE_RETURN_IF_ERROR(SaveModel(policy_.model, dir));
-  {
-    std::ofstream out(fs::path(dir) / "tokenizer.json", std::ios::binary);
-    out << policy_.tokenizer_json;
-    if (!out) return absl::InternalError(absl::StrCat("cannot write tokenizer.json into ", dir));
-  }
+  HONE_RETURN_IF_ERROR(WriteTokenizerFiles(policy_.tokenizer_json, policy_.tokenizer_config_json, dir));
   // One slice covering every parameter: the format FSDP ranks write too, so that either
   // placement resumes from the other's checkpoint.
   OptimizerSlice slice;

@@ -171,10 +171,7 @@ absl::Status ShardedPolicyTrainer::SaveCheckpoint(const std::string& dir) {
   HONE_RETURN_IF_ERROR(WithGathered(*sharded_policy_, [&]() -> absl::Status {
     if (comm_->rank() != 0) return absl::OkStatus();
     HONE_RETURN_IF_ERROR(SaveModel(policy_.model, dir));
-    std::ofstream out(fs::path(dir) / "tokenizer.json", std::ios::binary);
-    out << policy_.tokenizer_json;
-    if (!out) return absl::InternalError(absl::StrCat("cannot write tokenizer.json into ", dir));
-    return absl::OkStatus();
+    return WriteTokenizerFiles(policy_.tokenizer_json, policy_.tokenizer_config_json, dir);
   }));
   HONE_ASSIGN_OR_RETURN(OptimizerSlice slice, sharded_policy_->SaveOptimizerSlice());
   HONE_RETURN_IF_ERROR(

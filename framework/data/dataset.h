@@ -162,6 +162,9 @@ absl::StatusOr<Split> SplitHeldOut(std::vector<Example> examples, int64_t held_o
 // The prompt for `question` under template `name`; an unknown name is an error listing
 // the known ones.
 absl::StatusOr<std::string> ApplyPromptTemplate(std::string_view name, std::string_view question);
+// The instruction the `qwen` and `llama3` templates (and `chat`'s user turn) append to the
+// question: Qwen2.5-Math's, whose `\boxed{}` the boxed_integer reward looks for.
+extern const char kBoxInstruction[];
 std::vector<std::string> PromptTemplateNames();  // in registry order
 
 }  // namespace hone::data

@@ -7,7 +7,7 @@
 namespace hone::data {
 
 std::string ChatUserTurn(std::string_view question) {
-  return absl::StrCat(std::string(question), " Please reason step by step, and put your final answer within \\boxed{}.");
+  return absl::StrCat(std::string(question), " ", kBoxInstruction);
 }
 
 absl::StatusOr<PromptFormatter> PromptFormatter::Create(const std::string& name, const std::string& model_dir) {

@@ -20,6 +20,11 @@ struct TemplateEntry {
 // The instruction Qwen2.5-Math was tuned with; the boxed_integer reward looks for exactly
 // this `\boxed{}`.
 #define HONE_BOX_INSTRUCTION "Please reason step by step, and put your final answer within \\boxed{}."
+}  // namespace
+
+const char kBoxInstruction[] = HONE_BOX_INSTRUCTION;
+
+namespace {
 
 // Adding a template is adding a row here.
 constexpr TemplateEntry kTemplates[] = {

@@ -283,7 +283,8 @@ CommandAction SetupEvalCommand(CLI::App& sub) {
   sub.add_option("--model", args->models, "model directory in HF layout; give twice to compare A and B")
       ->allow_extra_args(false);  // one directory per --model: overrides may follow
   sub.add_option("--limit", args->limit, "evaluate a seeded random subset of N held-out prompts (eval.limit)")
-      ->check(NonNegative());
+      ->check(NonNegative())
+      ->default_str("");  // not -1: without --limit, eval.limit applies
   sub.add_option("--output", args->output, "JSON report path (eval.output; default: eval.json in the last --model directory)");
   sub.add_flag("--print-config", args->print_config, "print the resolved config as YAML and exit");
   sub.add_option("overrides", args->overrides, "config overrides key=value, e.g. eval.n=8 eval.k=[1,8]");

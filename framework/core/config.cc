@@ -347,7 +347,8 @@ absl::StatusOr<Config> Config::Load(const ConfigSchema& schema, const std::strin
     }
     std::vector<std::pair<std::string, YAML::Node>> leaves;
     size_t budget = kMaxConfigNodes;
-    switch (Flatten(root, "", leaves, budget)) {
+    // An empty file (or one of comments only) sets nothing.
+    switch (root.IsNull() ? FlattenResult::kOk : Flatten(root, "", leaves, budget)) {
       case FlattenResult::kOk: break;
       case FlattenResult::kTooManyNodes:
         return absl::InvalidArgumentError(absl::StrCat("config file '", yaml_path, "' has more than ",

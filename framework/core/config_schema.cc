@@ -138,6 +138,8 @@ ConfigSchema BuildSchema() {
   s.Add(Int("trainer.save_every", 0, "checkpoint every N steps; 0 = only at the end", 0));
   s.Add(Float("trainer.shutdown_grace_s", 60, "on SIGTERM/SIGINT: seconds to finish the step, checkpoint and stop the workers before exiting non-zero without saving; 0 = no limit", 0.0));
   s.Add(Int("trainer.val_every", 0, "validate every N steps; 0 = off", 0));
+  s.Add(Bool("trainer.async_rollout", false, "one-step-off: the rollouts of step s+1 are generated (with the policy of step s-1) while the trainers update on step s's; true needs trainer.max_policy_lag >= 1"));
+  s.Add(Int("trainer.max_policy_lag", -1, "the oldest rollouts a step may train on, in policy versions behind the previous step's policy (older is an error: stale weights); -1 = 1 with trainer.async_rollout, else 0", -1));
   s.Add(Int("trainer.ppo_epochs", 1, "passes over each step's rollouts", 1));
   s.Add(Int("trainer.ppo_mini_batch_size", 0, "prompts per optimizer step, as in verl: each mini-batch is that many whole groups (x rollout.n sequences); 0 = the whole batch", 0));
   s.Add(Int("trainer.micro_batch_size", 64, "sequences per forward/backward (gradient accumulation)", 1));

@@ -51,7 +51,7 @@ const char* const kStats[] = {"mean", "std", "min", "max"};
 
 std::string HelpFor(const PrometheusSeries& s, const std::string& metric_name) {
   static const std::map<std::string, std::string> kHelp = {
-      {"hone_phase_seconds", "seconds the last step spent in each phase (gen, reward, old_logp, ref, train, sync, val, step)"},
+      {"hone_phase_seconds", "seconds the last step spent in each phase (gen, reward, old_logp, ref, train, sync, val, step; wait_rollout, wait_trainer)"},
       {"hone_phase_tokens_per_second", "tokens per second of the last step's phase"},
       {"hone_reward_component_mean", "mean reward of each reward function over the last step's rollouts"},
       {"hone_val_pass_at_k", "validation Pass@k on the held-out prompts"},

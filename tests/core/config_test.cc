@@ -90,6 +90,20 @@ TEST(ConfigTest, MissingAndMalformedFile) {
   EXPECT_THAT(malformed.status().message(), HasSubstr("bad.yaml"));
 }
 
+// An empty config file (or comments only, as a user starts one) sets nothing: the
+// defaults and the overrides apply. It used to be "unknown config key ''".
+TEST(ConfigTest, EmptyFileSetsNothing) {
+  ConfigSchema schema = SmallSchema();
+  for (const char* text : {"", "# settings to come\n"}) {
+    std::string path = WriteTemp("empty.yaml", text);
+    auto loaded = Config::Load(schema, path, {});
+    ASSERT_TRUE(loaded.ok()) << loaded.status();
+    auto defaults = Config::Load(schema, "", {});
+    ASSERT_TRUE(defaults.ok());
+    EXPECT_EQ(loaded->ToYaml(), defaults->ToYaml());
+  }
+}
+
 // A YAML alias may refer to the anchor it sits in: the mapping then contains itself. Found
 // by the config_yaml fuzzer (a segfault: unbounded recursion); corpus regress_cyclic_alias.
 TEST(ConfigTest, SelfReferringAliasIsAnErrorNotARecursion) {

@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -182,6 +183,67 @@ TEST_F(DistributedTrain, FourStepsEqualTwoStepsResumeTwoSteps) {
   run("", across, 2, "2>&1");
   run(kMpirun + "-np 6 ", across, 4, "trainer.resume=auto" + mpi_placement);
   ExpectSameRun(straight, across, 4);
+}
+
+// trainer.async_rollout: step s trains on rollouts of policy version s-2 (generated while
+// step s-1 trained), one behind the sync run's s-1; the rollout/trainer log-prob gap then
+// measures the lag. The schedule, not the overlap, decides the numbers: the async run in
+// one process (generation on a thread) equals it under mpirun with 1/1/1 and 2/1/2 workers.
+TEST_F(DistributedTrain, AsyncRolloutTrainsOneVersionBehindTheSameWayEverywhere) {
+  const std::string hone = HoneBinary();
+  ASSERT_FALSE(hone.empty());
+  auto run = [&](const std::string& launcher, const std::string& out, const std::string& extra) {
+    std::string args = TrainArgs(out);
+    args.replace(args.find("trainer.total_steps=3"), 21, "trainer.total_steps=4");
+    auto result = RunCommand(launcher + hone + " train " + args + " " + extra + " 2>&1");
+    EXPECT_EQ(result.exit_code, 0) << result.out;
+  };
+  const std::string sync = *root_ + "/sync4", async = *root_ + "/async", async_111 = *root_ + "/async_111",
+                    async_212 = *root_ + "/async_212";
+  run("", sync, "");
+  run("", async, "trainer.async_rollout=true");
+  run(kMpirun + "-np 4 ", async_111, "trainer.async_rollout=true");
+  run(kMpirun + "-np 6 ", async_212,
+      "trainer.async_rollout=true placement.rollout=2 placement.reward=1 placement.trainer=2");
+  auto s = ReadJsonl(sync + "/metrics.jsonl"), a = ReadJsonl(async + "/metrics.jsonl");
+  ASSERT_EQ(s.size(), 4u);
+  ASSERT_EQ(a.size(), 4u);
+  for (int64_t step = 1; step <= 4; ++step) {
+    const nlohmann::json& sm = s[step - 1];
+    const nlohmann::json& am = a[step - 1];
+    EXPECT_EQ(sm["rollout_policy_version"].get<double>(), step - 1) << "sync, step " << step;
+    EXPECT_EQ(sm["policy_lag"].get<double>(), 0) << "sync, step " << step;
+    EXPECT_EQ(am["rollout_policy_version"].get<double>(), std::max<int64_t>(0, step - 2)) << "async, step " << step;
+    EXPECT_EQ(am["policy_lag"].get<double>(), step == 1 ? 0 : 1) << "async, step " << step;
+    EXPECT_LT(sm["rollout_logprob_diff_mean"].get<double>(), 1e-4) << "sync, step " << step;
+    if (step >= 3) {  // steps 1 and 2 both sample from the initial policy
+      EXPECT_GT(am["rollout_logprob_diff_mean"].get<double>(), 1e-3)
+          << "async, step " << step << ": the trainer's policy is one update ahead of the rollout's";
+    }
+  }
+  ExpectSameRun(async, async_111, 4);
+  ExpectSameRun(async, async_212, 4);
+
+  // Resumed from the step-2 checkpoint (as after a crash), under mpirun: step 3 trains on the
+  // rollouts the checkpoint saved (generated with version 1, which it does not hold), so
+  // the run continues exactly.
+  ASSERT_TRUE(fs::exists(async + "/checkpoints/step_000002/next_rollouts.pb"));
+  const std::string resumed = *root_ + "/async_resumed";
+  fs::copy(async, resumed, fs::copy_options::recursive);
+  fs::remove_all(resumed + "/final");
+  fs::remove_all(resumed + "/checkpoints/step_000004");
+  run(kMpirun + "-np 4 ", resumed, "trainer.async_rollout=true trainer.resume=auto");
+  ExpectSameRun(async, resumed, 4);
+  EXPECT_EQ(ReadJsonl(resumed + "/metrics.jsonl")[2]["rollout_policy_version"].get<double>(), 1);
+}
+
+TEST_F(DistributedTrain, AsyncRolloutRefusesAZeroPolicyLag) {
+  const std::string hone = HoneBinary();
+  auto result = RunCommand(hone + " train " + TrainArgs(*root_ + "/async_lag0") +
+                           " trainer.async_rollout=true trainer.max_policy_lag=0 2>&1");
+  EXPECT_NE(result.exit_code, 0);
+  EXPECT_THAT(result.out, HasSubstr("trainer.max_policy_lag=0 refuses them"));
+  EXPECT_FALSE(fs::exists(*root_ + "/async_lag0/metrics.jsonl"));
 }
 
 // A damaged checkpoint is an error naming it, not a silent fresh start.

@@ -12,6 +12,7 @@
 #include <sstream>
 
 #include "framework/dist/build_info.h"
+#include "workers/controller/checkpoint.h"
 
 namespace hone {
 namespace {
@@ -106,6 +107,36 @@ TEST_F(RunDirTest, CheckpointInfoCopiesTheRunConfig) {
   ASSERT_TRUE(WriteRunInfo((dir_ / "final").string(), dir_.string()).ok());
   EXPECT_EQ(Read(dir_ / "final" / "config.yaml"), config.ToYaml());
   EXPECT_EQ(Read(dir_ / "final" / "hone_version.txt"), VersionText());
+}
+
+// An async run's checkpoint carries the next step's rollouts: they read back as written
+// (tensors bit for bit, strings, ints, meta), and a truncated file is an error naming it.
+TEST(RolloutsFile, RoundTripsAndATruncatedOneIsAnError) {
+  const fs::path dir = fs::path(::testing::TempDir()) / ("hone_rollouts_file_" + std::to_string(getpid()));
+  fs::create_directories(dir);
+  Batch batch;
+  ASSERT_TRUE(batch.SetTensor("input_ids", torch::arange(12, torch::kInt64).reshape({3, 4})).ok());
+  ASSERT_TRUE(batch.SetTensor("rollout_logprobs", torch::randn({3, 4})).ok());
+  ASSERT_TRUE(batch.SetStrings("response", {"a", "\\boxed{2}", ""}).ok());
+  ASSERT_TRUE(batch.SetInts("group_id", {7, 7, 8}).ok());
+  batch.meta["policy_version"] = "41";
+  const std::string path = (dir / kNextRolloutsFile).string();
+  ASSERT_TRUE(WriteRolloutsFile(batch, path).ok());
+  auto read = ReadRolloutsFile(path);
+  ASSERT_TRUE(read.ok()) << read.status();
+  EXPECT_EQ(read->size(), 3);
+  EXPECT_TRUE(torch::equal(read->tensor("input_ids"), batch.tensor("input_ids")));
+  EXPECT_TRUE(torch::equal(read->tensor("rollout_logprobs"), batch.tensor("rollout_logprobs")));
+  EXPECT_EQ(read->strings("response"), batch.strings("response"));
+  EXPECT_EQ(read->ints("group_id"), batch.ints("group_id"));
+  EXPECT_EQ(read->meta.at("policy_version"), "41");
+
+  fs::resize_file(path, fs::file_size(path) / 2);
+  auto truncated = ReadRolloutsFile(path);
+  ASSERT_FALSE(truncated.ok());
+  EXPECT_EQ(truncated.status().code(), absl::StatusCode::kDataLoss);
+  EXPECT_THAT(std::string(truncated.status().message()), HasSubstr(path));
+  fs::remove_all(dir);
 }
 
 }  // namespace

@@ -64,7 +64,8 @@ TEST(TrainingLoopTest, SftThenGrpoWriteModelsMetricsAndCheckpoints) {
                           "group_reward_std_mean", "response_length_mean", "response_clip_ratio", "policy_loss",
                           "kl", "entropy", "clip_fraction", "grad_norm", "learning_rate", "seconds_gen",
                           "seconds_reward", "seconds_old_logp", "seconds_ref", "seconds_train", "seconds_sync",
-                          "tokens_per_second_gen", "policy_version", "rollout_logprob_diff_mean",
+                          "tokens_per_second_gen", "policy_version", "rollout_policy_version", "policy_lag",
+                          "seconds_wait_rollout", "seconds_wait_trainer", "rollout_logprob_diff_mean",
                           "rollout_logprob_diff_max"}) {
     EXPECT_TRUE(lines[0].contains(key)) << key;
   }

@@ -9,6 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "framework/core/status.h"
+#include "framework/rpc/rpc.h"
 #include "workers/controller/run_dir.h"
 
 namespace hone {
@@ -20,7 +21,8 @@ std::string CheckpointDir(const std::string& output_dir, int64_t step) {
 }
 
 absl::Status WriteCheckpoint(PolicyTrainer& trainer, const std::string& final_dir,
-                             const std::map<std::string, int64_t>& state, const std::string& run_dir) {
+                             const std::map<std::string, int64_t>& state, const std::string& run_dir,
+                             const std::function<absl::Status(const std::string& dir)>& write_extra) {
   const std::string tmp = final_dir + ".tmp";
   std::error_code ec;
   fs::remove_all(tmp, ec);
@@ -34,6 +36,7 @@ absl::Status WriteCheckpoint(PolicyTrainer& trainer, const std::string& final_di
     if (!out) return absl::InternalError(absl::StrCat("cannot write state.json in ", tmp));
   }
   HONE_RETURN_IF_ERROR(WriteRunInfo(tmp, run_dir));
+  if (write_extra) HONE_RETURN_IF_ERROR(write_extra(tmp));
   fs::remove_all(final_dir, ec);
   fs::rename(tmp, final_dir, ec);
   if (ec) return absl::InternalError(absl::StrCat("cannot rename ", tmp, " to ", final_dir, ": ", ec.message()));
@@ -82,6 +85,29 @@ absl::StatusOr<std::optional<ResumePoint>> FindResumePoint(const Config& config)
   }
   if (ec) return absl::InternalError(absl::StrCat("cannot list ", root.string(), ": ", ec.message()));
   return best;
+}
+
+absl::Status WriteRolloutsFile(const Batch& batch, const std::string& path) {
+  proto::Batch message;
+  HONE_RETURN_IF_ERROR(rpc::BatchToProto(batch, &message));
+  std::ofstream out(path, std::ios::binary);
+  if (!out || !message.SerializeToOstream(&out) || !out.flush()) {
+    return absl::InternalError(absl::StrCat("cannot write ", path));
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<Batch> ReadRolloutsFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  proto::Batch message;
+  const char* what_to_do = "delete that checkpoint, or resume with trainer.async_rollout=false";
+  if (!in || !message.ParseFromIstream(&in)) {
+    return absl::DataLossError(
+        absl::StrCat(path, " cannot be read as rollouts (truncated or not written by hone): ", what_to_do));
+  }
+  absl::StatusOr<Batch> batch = rpc::BatchFromProto(message);
+  if (!batch.ok()) return absl::DataLossError(absl::StrCat(path, ": ", batch.status().message(), ": ", what_to_do));
+  return batch;
 }
 
 }  // namespace hone

@@ -6,6 +6,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <optional>
 #include <string>
@@ -22,8 +23,17 @@ std::string CheckpointDir(const std::string& output_dir, int64_t step);
 // Writes the trainer's checkpoint plus `state` (as state.json) atomically to `final_dir`,
 // with hone_version.txt and a copy of <run_dir>/config.yaml (when there is one), so the
 // checkpoint says which run and build made it.
+// `write_extra`, when given, adds files to the checkpoint before it is renamed into place.
 absl::Status WriteCheckpoint(PolicyTrainer& trainer, const std::string& final_dir,
-                             const std::map<std::string, int64_t>& state, const std::string& run_dir = "");
+                             const std::map<std::string, int64_t>& state, const std::string& run_dir = "",
+                             const std::function<absl::Status(const std::string& dir)>& write_extra = nullptr);
+
+// An async run's checkpoint also holds the rollouts generated for the next step (by a
+// policy the checkpoint does not hold), as a proto::Batch: the format of the wire.
+inline constexpr char kNextRolloutsFile[] = "next_rollouts.pb";
+absl::Status WriteRolloutsFile(const Batch& batch, const std::string& path);
+// DATA_LOSS naming the file when it is truncated or not a Batch.
+absl::StatusOr<Batch> ReadRolloutsFile(const std::string& path);
 
 // A checkpoint to continue from (trainer.resume=auto).
 struct ResumePoint {

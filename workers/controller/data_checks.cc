@@ -110,8 +110,20 @@ void WarnAboutSplit(const data::DataSplits& splits, int64_t batch_size, const st
   }
 }
 
+int64_t MaxPolicyLag(const Config& config) {
+  const int64_t lag = config.Int("trainer.max_policy_lag");
+  if (lag >= 0) return lag;
+  return config.Bool("trainer.async_rollout") ? 1 : 0;
+}
+
 absl::Status CheckTrainingConfig(const Config& config) {
   HONE_RETURN_IF_ERROR(TrainerOptionsFromConfig(config).status());
+  if (config.Bool("trainer.async_rollout") && MaxPolicyLag(config) < 1) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "trainer.async_rollout=true trains each step on rollouts one policy version old, but "
+        "trainer.max_policy_lag=", config.Int("trainer.max_policy_lag"),
+        " refuses them: set trainer.max_policy_lag=1 (or -1, its default), or trainer.async_rollout=false"));
+  }
   return eval::EvalOptionsFromConfig(config).status();
 }
 

@@ -38,4 +38,7 @@ void WarnAboutSplit(const data::DataSplits& splits, int64_t batch_size, const st
 // evaluates.
 absl::Status CheckTrainingConfig(const Config& config);
 
+// trainer.max_policy_lag resolved: -1 means 1 with trainer.async_rollout, else 0.
+int64_t MaxPolicyLag(const Config& config);
+
 }  // namespace hone

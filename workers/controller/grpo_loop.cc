@@ -2,6 +2,7 @@
 
 #include <chrono>
 #include <filesystem>
+#include <future>
 #include <iostream>
 #include <limits>
 #include <optional>
@@ -9,6 +10,7 @@
 
 #include <unistd.h>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "framework/algo/algo.h"
@@ -58,6 +60,13 @@ reward::RewardOptions RewardOptionsFromConfig(const Config& c) {
   o.format_weight = c.Float("reward.format_weight");
   return o;
 }
+
+// One step's rollouts, and when and from which loader position they were made.
+struct Rollouts {
+  Batch batch;
+  Clock::time_point started, finished;
+  data::LoaderState loader_state;  // after this step's prompts were drawn
+};
 
 // Rows of `batch` whose group has rewards that are not all equal (DAPO dynamic sampling).
 absl::StatusOr<Batch> DropZeroStdGroups(const Batch& batch, const torch::Tensor& in_zero_std_group) {
@@ -162,6 +171,7 @@ absl::Status RunGrpoLoop(const Config& config, GrpoRoles& roles, const Pretraine
   algo::AdvantageOptions advantage_options{config.Float("algorithm.norm_eps")};
   data::DataLoader loader(splits.train, seed);
   int64_t first_step = 1;
+  std::optional<Batch> resumed_next_rollouts;  // async: what the checkpointed step had in flight
   if (resume) {
     if (config.String("model.path") != resume->dir) {
       return absl::FailedPreconditionError(absl::StrCat("resuming from ", resume->dir, " but the policy was loaded from ",
@@ -169,6 +179,11 @@ absl::Status RunGrpoLoop(const Config& config, GrpoRoles& roles, const Pretraine
     }
     HONE_RETURN_IF_ERROR(Annotate(loader.Restore({resume->state["loader_epoch"], resume->state["loader_position"]}),
                                   absl::StrCat("resuming from ", resume->dir)));
+    const std::string next_rollouts = (std::filesystem::path(resume->dir) / kNextRolloutsFile).string();
+    if (config.Bool("trainer.async_rollout") && std::filesystem::exists(next_rollouts)) {
+      HONE_ASSIGN_OR_RETURN(Batch batch, ReadRolloutsFile(next_rollouts));
+      resumed_next_rollouts = std::move(batch);
+    }
     HONE_RETURN_IF_ERROR(trainer->LoadCheckpoint(resume->dir));
     // The rollout holds the checkpoint's weights too; the sync sets its version.
     HONE_RETURN_IF_ERROR(roles.sync_weights(resume->step()).status());
@@ -187,17 +202,79 @@ absl::Status RunGrpoLoop(const Config& config, GrpoRoles& roles, const Pretraine
     update_keys.insert({"rollout_is_weight_mean", tis ? "rollout_is_truncated_fraction" : "rollout_is_masked_fraction",
                         "rollout_seq_kl"});
   }
+  // The loader's position after the prompts of the last step trained: with
+  // trainer.async_rollout the next step's prompts are already drawn, and a resumed run
+  // draws them again.
+  data::LoaderState trained_state = loader.State();
+  // With trainer.async_rollout, the next step's rollouts (generated with the previous
+  // policy, which the checkpoint does not hold) are saved beside it, so that a resumed run
+  // trains on the very same ones.
+  std::shared_future<absl::StatusOr<Rollouts>> pending;
   auto save = [&](const std::string& dir, int64_t step) -> absl::Status {
-    const data::LoaderState state = loader.State();
-    return WriteCheckpoint(*trainer, dir,
-                           {{"step", step}, {"loader_epoch", state.epoch}, {"loader_position", state.position},
-                            {"seed", static_cast<int64_t>(seed)}, {"policy_version", step}},
-                           output_dir);
+    const data::LoaderState state = trained_state;
+    std::map<std::string, int64_t> saved = {{"step", step},
+                                            {"loader_epoch", state.epoch},
+                                            {"loader_position", state.position},
+                                            {"seed", static_cast<int64_t>(seed)},
+                                            {"policy_version", step}};
+    const Rollouts* next = nullptr;
+    if (pending.valid() && pending.get().ok()) {
+      next = &*pending.get();
+      saved["next_rollouts_loader_epoch"] = next->loader_state.epoch;
+      saved["next_rollouts_loader_position"] = next->loader_state.position;
+    }
+    return WriteCheckpoint(*trainer, dir, saved, output_dir, [&](const std::string& tmp) -> absl::Status {
+      return next ? WriteRolloutsFile(next->batch, (std::filesystem::path(tmp) / kNextRolloutsFile).string())
+                  : absl::OkStatus();
+    });
   };
+  // --- rollouts: drawn and generated here, or (trainer.async_rollout) on a thread of their
+  // own while the previous step trains ---
+  const bool async_rollout = config.Bool("trainer.async_rollout");
+  const int64_t max_policy_lag = MaxPolicyLag(config);
+  const int intra_op_threads = at::get_num_threads();
+  auto next_rollouts = [&](int64_t step) -> absl::StatusOr<std::function<absl::StatusOr<Rollouts>()>> {
+    std::vector<std::string> prompts, truths;
+    for (const auto& example : loader.NextBatch(batch_prompts)) {
+      HONE_ASSIGN_OR_RETURN(std::string text, prompt_format.Format(example.prompt));
+      prompts.push_back(std::move(text));
+      truths.push_back(example.ground_truth);
+    }
+    HONE_ASSIGN_OR_RETURN(Batch prompt_batch, MakePromptBatch(*tokenizer, prompts, truths, step * batch_prompts));
+    SamplingParams sampling = RolloutSampling(config, stop_ids);
+    sampling.seed = seed * 1000003ULL + static_cast<uint64_t>(step);
+    const data::LoaderState after_draw = loader.State();
+    return [=, prompt_batch = std::move(prompt_batch)]() -> absl::StatusOr<Rollouts> {
+      // A new thread starts with the process default of intra-op threads (OpenMP's is per
+      // thread): keep runtime.num_threads, so that results do not depend on which thread runs.
+      if (at::get_num_threads() != intra_op_threads) at::set_num_threads(intra_op_threads);
+      Rollouts out;
+      out.started = Clock::now();
+      HONE_ASSIGN_OR_RETURN(out.batch, rollout->Generate(prompt_batch, sampling));
+      out.finished = Clock::now();
+      out.loader_state = after_draw;
+      return out;
+    };
+  };
+  std::optional<Clock::time_point> last_generation_end;
+  if (resumed_next_rollouts) {
+    HONE_RETURN_IF_ERROR(Annotate(loader.Restore({resume->state["next_rollouts_loader_epoch"],
+                                                  resume->state["next_rollouts_loader_position"]}),
+                                  absl::StrCat("resuming from ", resume->dir)));
+    std::promise<absl::StatusOr<Rollouts>> ready;
+    Rollouts saved;
+    saved.batch = *std::move(resumed_next_rollouts);
+    saved.started = saved.finished = Clock::now();
+    saved.loader_state = loader.State();
+    ready.set_value(std::move(saved));
+    pending = ready.get_future().share();
+  }
+
   for (int64_t step = first_step; step <= total_steps; ++step) {
     // SIGTERM (shutdown.h) stops the run between steps: step - 1 is complete and logged, so
     // its checkpoint lets trainer.resume=auto continue with no step run twice or lost.
     if (StopRequested()) {
+      if (pending.valid()) pending.wait();  // its prompts are drawn again on resume
       const int64_t done = step - 1;
       std::string dir = done == first_step - 1 && resume ? resume->dir : "";
       if (done > first_step - 1) {
@@ -210,31 +287,53 @@ absl::Status RunGrpoLoop(const Config& config, GrpoRoles& roles, const Pretraine
     const auto step_start = Clock::now();
     Metrics m;
 
-    // --- next prompts ---
-    std::vector<std::string> prompts, truths;
-    for (const auto& example : loader.NextBatch(batch_prompts)) {
-      HONE_ASSIGN_OR_RETURN(std::string text, prompt_format.Format(example.prompt));
-      prompts.push_back(std::move(text));
-      truths.push_back(example.ground_truth);
-    }
-    HONE_ASSIGN_OR_RETURN(Batch prompt_batch, MakePromptBatch(*tokenizer, prompts, truths, step * batch_prompts));
-
-    // --- generate ---
+    // --- generate (or collect what the previous step started) ---
     auto timer = Clock::now();
-    SamplingParams sampling = RolloutSampling(config, stop_ids);
-    sampling.seed = seed * 1000003ULL + static_cast<uint64_t>(step);
-    HONE_ASSIGN_OR_RETURN(Batch batch, rollout->Generate(prompt_batch, sampling));
-    // Rollouts must come from the policy of the previous step: anything older means the
-    // weight sync failed, and training on it would be silently off-policy.
-    if (batch.meta["policy_version"] != absl::StrCat(step - 1)) {
-      return absl::FailedPreconditionError(absl::StrCat(
-          "step ", step, ": rollout generated with policy version ", batch.meta["policy_version"],
-          ", expected ", step - 1, " (stale weights: the weight sync did not reach the rollout worker)"));
+    if (!pending.valid()) {
+      HONE_ASSIGN_OR_RETURN(auto generate, next_rollouts(step));
+      pending = std::async(std::launch::deferred, std::move(generate)).share();
     }
-    m["seconds_gen"] = Since(timer);
+    HONE_ASSIGN_OR_RETURN(Rollouts rollouts, pending.get());
+    pending = {};
+    m["seconds_wait_rollout"] = Since(timer);  // the training side, idle until the rollouts came
+    m["seconds_wait_trainer"] =                // the rollout side, idle until it was given work
+        last_generation_end ? std::chrono::duration<double>(rollouts.started - *last_generation_end).count() : 0.0;
+    m["seconds_wait_trainer"] = std::max(0.0, m["seconds_wait_trainer"]);
+    last_generation_end = rollouts.finished;
+    trained_state = rollouts.loader_state;
+    Batch batch = std::move(rollouts.batch);
+    // Rollouts must come from the policy of the previous step, or (trainer.max_policy_lag)
+    // at most that many versions before it: anything older means the weight sync failed,
+    // and training on it would be silently off-policy.
+    int64_t rollout_version = -1;
+    if (!absl::SimpleAtoi(batch.meta["policy_version"], &rollout_version) || rollout_version > step - 1 ||
+        rollout_version < step - 1 - max_policy_lag) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "step ", step, ": rollout generated with policy version ", batch.meta["policy_version"], ", expected ",
+          max_policy_lag == 0 ? absl::StrCat(step - 1)
+                              : absl::StrCat(std::max<int64_t>(0, step - 1 - max_policy_lag), " to ", step - 1,
+                                             " (trainer.max_policy_lag=", max_policy_lag, ")"),
+          " (stale weights: the weight sync did not reach the rollout worker)"));
+    }
+    m["rollout_policy_version"] = static_cast<double>(rollout_version);
+    m["policy_lag"] = static_cast<double>(step - 1 - rollout_version);
+    m["seconds_gen"] = std::chrono::duration<double>(rollouts.finished - rollouts.started).count();
     const double new_tokens = batch.tensor("response_mask").sum().item<double>();
     m["generated_tokens"] = new_tokens;
-    m["tokens_per_second_gen"] = new_tokens / m["seconds_gen"];
+    m["tokens_per_second_gen"] = new_tokens / std::max(1e-9, m["seconds_gen"]);
+
+    // --- one step off: the rollout workers take the policy of step - 1 and generate the
+    // next step's rollouts while this step trains ---
+    if (async_rollout) {
+      timer = Clock::now();
+      HONE_ASSIGN_OR_RETURN(Metrics sync_metrics, roles.sync_weights(step - 1));
+      m.insert(sync_metrics.begin(), sync_metrics.end());
+      m["seconds_sync"] = Since(timer);
+      if (step < total_steps) {
+        HONE_ASSIGN_OR_RETURN(auto generate, next_rollouts(step + 1));
+        pending = std::async(std::launch::async, std::move(generate)).share();
+      }
+    }
 
     // --- reward ---
     timer = Clock::now();
@@ -288,15 +387,19 @@ absl::Status RunGrpoLoop(const Config& config, GrpoRoles& roles, const Pretraine
     m["trained_tokens"] = trained_tokens;
     m["tokens_per_second_train"] = trained_tokens / std::max(1e-9, m["seconds_train"]);
 
-    // --- weight sync ---
-    timer = Clock::now();
-    HONE_ASSIGN_OR_RETURN(Metrics sync_metrics, roles.sync_weights(step));
-    m.insert(sync_metrics.begin(), sync_metrics.end());
-    m["seconds_sync"] = Since(timer);
+    // --- weight sync (async: at the start of the next step, when the rollouts are in) ---
+    if (!async_rollout) {
+      timer = Clock::now();
+      HONE_ASSIGN_OR_RETURN(Metrics sync_metrics, roles.sync_weights(step));
+      m.insert(sync_metrics.begin(), sync_metrics.end());
+      m["seconds_sync"] = Since(timer);
+    }
     m["policy_version"] = static_cast<double>(rollout->policy_version());
 
     // --- validation, checkpoint ---
     if (roles.validate && val_every > 0 && (step % val_every == 0 || step == total_steps)) {
+      // Validation generates too: not beside the next step's rollouts.
+      if (pending.valid()) pending.wait();
       timer = Clock::now();
       HONE_ASSIGN_OR_RETURN(Metrics val, roles.validate());
       m.insert(val.begin(), val.end());

@@ -93,8 +93,18 @@ torch::Tensor ReinforcePpAdvantage(const torch::Tensor& rewards,
   CheckRewardsAndGroups(rewards, group_ids);
   torch::Tensor r = rewards.detach().to(torch::kFloat64);
   if (r.size(0) == 0) return rewards.detach().clone();
-  torch::Tensor std = r.size(0) > 1 ? r.std(/*unbiased=*/true) : torch::ones({}, r.options());
-  return ((r - r.mean()) / (std + options.norm_eps)).to(rewards.scalar_type());
+  torch::Tensor lengths = options.response_lengths.defined()
+                              ? options.response_lengths.detach().to(r.device(), torch::kFloat64)
+                              : torch::ones_like(r);
+  TORCH_CHECK(lengths.dim() == 1 && lengths.size(0) == r.size(0),
+              "reinforce_pp: response_lengths must be [N] like the rewards");
+  const double tokens = lengths.sum().item<double>();
+  if (tokens <= 1) return torch::zeros_like(rewards.detach());
+  const torch::Tensor mean = (lengths * r).sum() / tokens;
+  const torch::Tensor var = (lengths * (r - mean).square()).sum() / (tokens - 1);
+  torch::Tensor adv = (r - mean) * torch::rsqrt(var + 1e-8);
+  adv = torch::where(lengths > 0, adv, torch::zeros_like(adv));
+  return adv.to(rewards.scalar_type());
 }
 
 GroupStats ComputeGroupStats(const torch::Tensor& rewards, const torch::Tensor& group_ids) {

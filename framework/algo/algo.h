@@ -36,9 +36,12 @@ namespace hone::algo {
 // ============================================================================
 
 struct AdvantageOptions {
-  // Added to the standard deviation before dividing (grpo, reinforce_pp); keeps a group
-  // of equal rewards at advantage 0 instead of 0/0.
+  // Added to the standard deviation before dividing (grpo); keeps a group of equal
+  // rewards at advantage 0 instead of 0/0.
   double norm_eps = 1e-6;
+  // [N] response tokens of each sequence, for the estimators that weigh sequences by
+  // length (reinforce_pp); undefined: every sequence counts as one token.
+  torch::Tensor response_lengths;
 };
 
 // rewards [N] floating point, group_ids [N] int64 (the sequences sampled from one prompt
@@ -61,9 +64,14 @@ torch::Tensor DrGrpoAdvantage(const torch::Tensor& rewards, const torch::Tensor&
 // A group of one has no baseline and gets advantage 0 (verl leaves r unchanged there).
 torch::Tensor RlooAdvantage(const torch::Tensor& rewards, const torch::Tensor& group_ids,
                             const AdvantageOptions& options);
-// "reinforce_pp" (REINFORCE++ with outcome rewards): batch-normalised,
-// A_i = (r_i - mean_batch) / (std_batch + norm_eps) over all N, std unbiased; groups are
-// ignored. With N == 1 the std is taken as 1 (so A = 0).
+// "reinforce_pp" (REINFORCE++ with outcome rewards, as verl's
+// compute_reinforce_plus_plus_outcome_advantage with gamma 1): every response token of
+// sequence i has return r_i, and the returns are whitened over all response tokens of the
+// batch (verl's masked_whiten): A_i = (r_i - mu) / sqrt(var + 1e-8), with mu and var the
+// length-weighted mean and Bessel-corrected variance over the sum L of
+// response_lengths (mu = sum L_i r_i / L, var = sum L_i (r_i - mu)^2 / (L - 1)). Groups
+// are ignored; norm_eps does not apply (verl's 1e-8 under the root). With L <= 1 the
+// advantage is 0 (verl divides by zero there). Sequences with no response tokens get 0.
 torch::Tensor ReinforcePpAdvantage(const torch::Tensor& rewards,
                                    const torch::Tensor& group_ids,
                                    const AdvantageOptions& options);

@@ -110,7 +110,10 @@ absl::StatusOr<std::vector<Example>> LoadJsonl(const DatasetOptions& options,
     }
     if (!example.ok()) {
       std::string where = absl::StrCat(options.path, ":", line_no, ": ", example.status().message());
-      if (!options.skip_invalid) return absl::InvalidArgumentError(where);
+      if (!options.skip_invalid) {
+        return absl::InvalidArgumentError(
+            absl::StrCat(where, " (fix the line, or set data.skip_invalid=true to skip such lines with a warning)"));
+      }
       ++rep.skipped;
       if (static_cast<int>(rep.warnings.size()) < LoadReport::kMaxWarnings) rep.warnings.push_back(std::move(where));
       continue;

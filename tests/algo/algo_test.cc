@@ -61,18 +61,51 @@ TEST(AdvantageTest, RlooByHand) {
 }
 
 TEST(AdvantageTest, ReinforcePpByHand) {
-  // Batch mean 0.67, unbiased batch std 0.7818070236460033; groups ignored.
-  const double mean = 0.67, std = 0.7818070236460033;
+  // Without lengths every sequence is one token: mean 0.67, Bessel variance
+  // 0.6112222222222223 (std 0.7818070236460033); 1e-8 under the root, as verl.
+  const double mean = 0.67, var = 0.6112222222222223;
   std::vector<double> want;
-  for (double r : kRewards) want.push_back((r - mean) / (std + kEps));
-  ExpectNear(want, {0.4220985075863348, 1.7011848942115921, 0.038372591598757604,
-                    -0.8569878790389224, 0.4220985075863348, -2.1360742656641794,
-                    0.4220985075863348, 0.4220985075863348, -0.21744468572629377,
-                    -0.21744468572629377},
+  for (double r : kRewards) want.push_back((r - mean) / std::sqrt(var + 1e-8));
+  ExpectNear(want, {0.4220990440345705, 1.7011870562605418, 0.03837264036677903, -0.8569889681914008,
+                    0.4220990440345705, -2.136076980417372, 0.4220990440345705, 0.4220990440345705,
+                    -0.21744496207841515, -0.21744496207841515},
              1e-14);
   ExpectNear(ToVector(ReinforcePpAdvantage(F64(kRewards), I64(kIds), {})), want, 1e-13);
-  // One sequence: std taken as 1, advantage 0.
+  // One token in the whole batch: no variance, advantage 0.
   ExpectNear(ToVector(ReinforcePpAdvantage(F64({3.0}), I64({0}), {})), {0.0}, 0);
+}
+
+// verl's REINFORCE++ on the token level, written out as verl does it: returns per token
+// (reward at the last response token, gamma 1, reset by the mask), then masked_whiten
+// over [N,T] in float64. Hone computes it per sequence from the lengths: the same numbers.
+TEST(AdvantageTest, ReinforcePpIsVerlsTokenLevelWhitening) {
+  torch::manual_seed(3);
+  const int64_t n = 12, t = 9;
+  torch::Tensor rewards = torch::randint(0, 2, {n}, torch::kFloat64) + 0.1 * torch::randn({n}, torch::kFloat64);
+  torch::Tensor lengths = torch::randint(1, t + 1, {n}, torch::kLong);
+  lengths[3] = 0;  // a response cut to nothing
+  torch::Tensor mask = (torch::arange(t).unsqueeze(0) < lengths.unsqueeze(1)).to(torch::kFloat64);
+  torch::Tensor token_rewards = torch::zeros({n, t}, torch::kFloat64);
+  for (int64_t i = 0; i < n; ++i) {
+    if (lengths[i].item<int64_t>() > 0) token_rewards[i][lengths[i].item<int64_t>() - 1] = rewards[i];
+  }
+  torch::Tensor returns = torch::zeros_like(token_rewards), running = torch::zeros({n}, torch::kFloat64);
+  for (int64_t k = t - 1; k >= 0; --k) {
+    running = token_rewards.select(1, k) + running;
+    returns.select(1, k).copy_(running);
+    running = running * mask.select(1, k);
+  }
+  const torch::Tensor mu = (returns * mask).sum() / mask.sum();
+  const torch::Tensor var = ((returns - mu).square() * mask).sum() / mask.sum() * (mask.sum() / (mask.sum() - 1));
+  const torch::Tensor verl = (returns - mu) * torch::rsqrt(var + 1e-8) * mask;
+
+  AdvantageOptions options;
+  options.response_lengths = lengths;
+  torch::Tensor hone = ReinforcePpAdvantage(rewards, torch::arange(n), options);
+  // Broadcast over the response tokens, as the loop does (advantages x response_mask).
+  EXPECT_LT((hone.unsqueeze(1) * mask - verl).abs().max().item<double>(), 1e-12);
+  EXPECT_EQ(hone[3].item<double>(), 0.0);
+  EXPECT_GT(hone.abs().max().item<double>(), 0.1);  // not trivially zero
 }
 
 // Plain-loop references in double, for a random batch.
@@ -80,12 +113,11 @@ std::vector<double> ReferenceAdvantage(const std::string& name, const std::vecto
                                        const std::vector<int64_t>& ids, double eps) {
   const size_t n = r.size();
   std::vector<double> out(n);
-  if (name == "reinforce_pp") {
+  if (name == "reinforce_pp") {  // no lengths given: one token per sequence; 1e-8 as verl
     double mean = 0, sq = 0;
     for (double x : r) mean += x / n;
     for (double x : r) sq += (x - mean) * (x - mean);
-    double std = n > 1 ? std::sqrt(sq / (n - 1)) : 1.0;
-    for (size_t i = 0; i < n; ++i) out[i] = (r[i] - mean) / (std + eps);
+    for (size_t i = 0; i < n; ++i) out[i] = n > 1 ? (r[i] - mean) / std::sqrt(sq / (n - 1) + 1e-8) : 0.0;
     return out;
   }
   std::map<int64_t, std::vector<double>> groups;

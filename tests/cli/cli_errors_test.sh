@@ -2,11 +2,16 @@
 # Runs `hone` as a user would, through each everyday failure mode. Every failure must exit
 # non-zero with one "error:" line that names the input, and no C++ stack trace
 # ("terminate called", libtorch's "Exception raised from" / "frame #").
+# Every failure's error line also goes into a table, which must equal the one in
+# docs/reliability.md ("Bad input on the command line"), so that the page stays true;
+# HONE_UPDATE_DOCS=1 rewrites the page's table instead.
 # Usage: cli_errors_test.sh HONE_BINARY
 set -uo pipefail
 hone=$(realpath "$1")
+root=$(cd "$(dirname "$0")/../.." && pwd)
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
+: > "$work/table.md"
 failures=0
 fail() { echo "FAIL: $*"; failures=$((failures + 1)); }
 no_trace() {  # $1 name, $2 output file
@@ -24,6 +29,10 @@ expect_fail() {
   [ "$errors" -eq 1 ] || { fail "$name: $errors error lines, want 1"; cat "$work/out"; }
   grep "error:" "$work/out" | grep -qF -- "$want" || { fail "$name: the error line does not name '$want'"; cat "$work/out"; }
   no_trace "$name" "$work/out"
+  # The row for the docs: temporary paths and the binary's path made stable, | escaped.
+  local line
+  line=$(grep -m1 "error:" "$work/out" | sed -e "s|$work|<tmp>|g" -e "s|$hone|hone|g" -e 's/|/\\|/g' -e 's/`/'"'"'/g')
+  printf '| %s | `%s` |\n' "$name" "$line" >> "$work/table.md"
 }
 # expect_ok NAME SUBSTRING CMD...: exit 0 and SUBSTRING in stdout+stderr.
 expect_ok() {
@@ -90,6 +99,21 @@ for i in $(seq 1 30) 1 2 3 4 5; do echo "{\"question\": \"$i+1=?\", \"answer\": 
 expect_ok "held-out split that leaves few prompts" "training prompts remain" \
   "$hone" train --config ../cfg/sft.yaml $train trainer.total_steps=1 data.dataset=jsonl data.train_path="$work/small.jsonl" \
   data.val_size=20 data.train_batch_size=4 trainer.output_dir="$work/run4"
+expect_fail "a misspelt config key" "did you mean 'trainer.total_steps'" \
+  "$hone" train --config ../cfg/sft.yaml $train trainer.totl_steps=1 trainer.output_dir="$work/run7"
+expect_fail "an override without =" "key=value" \
+  "$hone" train --config ../cfg/sft.yaml $train trainer.total_steps trainer.output_dir="$work/run7"
+expect_fail "async rollouts with no lag allowed" "trainer.max_policy_lag" \
+  "$hone" train --config ../cfg/sft.yaml $train trainer.async_rollout=true trainer.max_policy_lag=0 \
+  trainer.output_dir="$work/run7"
+{ echo '{"question": "1+1=?", "answer": 2}'; echo '{"question": "2+2=?", "answer": '; } > "$work/broken.jsonl"
+expect_fail "a malformed dataset line" "broken.jsonl:2: bad JSON" \
+  "$hone" train --config ../cfg/sft.yaml $train data.dataset=jsonl data.train_path="$work/broken.jsonl" \
+  trainer.output_dir="$work/run7"
+mkdir -p "$work/truncated"
+cp "$work/sft/final/"* "$work/truncated/"
+truncate -s -100 "$work/truncated/model.safetensors"
+expect_fail "a truncated checkpoint" "model.safetensors" "$hone" generate --model "$work/truncated" --prompt 1
 if command -v mpirun >/dev/null; then
   # Under mpirun the controller refuses before any rank works, and every rank stops.
   timeout 120 mpirun --oversubscribe -np 4 "$hone" train --config ../cfg/sft.yaml $train trainer.total_steps=1 \
@@ -158,6 +182,29 @@ expect_ok "train --help shows defaults" "=1" "$hone" generate --help
 grep -q -- "--max-new-tokens.*=64" "$work/out" || { fail "generate --help: no default for --max-new-tokens"; cat "$work/out"; }
 expect_ok "print-config floats" "betas: [0.9, 0.999]" "$hone" train --config cfg/sft.yaml --print-config
 grep -q "00000000" "$work/out" && fail "--print-config prints a long float"
+
+# --- the table in docs/reliability.md ---
+doc="$root/docs/reliability.md"
+begin='<!-- cli-errors-table: begin (tests/cli/cli_errors_test.sh writes it) -->'
+end='<!-- cli-errors-table: end -->'
+{ echo "| Bad input | The one error line |"; echo "|---|---|"; awk '!seen[$0]++' "$work/table.md"; } > "$work/fresh.md"
+awk -v b="$begin" -v e="$end" '$0 == e { inside = 0 } inside { print } $0 == b { inside = 1 }' "$doc" > "$work/documented.md"
+if ! cmp -s "$work/fresh.md" "$work/documented.md"; then
+  if [ "${HONE_UPDATE_DOCS:-0}" = 1 ]; then
+    python3 - "$doc" "$begin" "$end" "$work/fresh.md" <<'PY'
+import sys
+doc, begin, end, fresh = sys.argv[1:]
+text = open(doc).read()
+head, rest = text.split(begin + "\n", 1)
+_, tail = rest.split(end, 1)
+open(doc, "w").write(head + begin + "\n" + open(fresh).read() + end + tail)
+PY
+    echo "updated the table in $doc"
+  else
+    fail "docs/reliability.md's table of CLI errors differs from what hone prints; rerun with HONE_UPDATE_DOCS=1 to update it"
+    diff "$work/documented.md" "$work/fresh.md"
+  fi
+fi
 
 if [ "$failures" -ne 0 ]; then echo "$failures failure(s)"; exit 1; fi
 echo "PASS"

@@ -95,6 +95,7 @@ TEST(Gsm8k, MalformedLineNamesFileAndLine) {
   absl::StatusOr<std::vector<Example>> loaded = LoadDataset("gsm8k", options);
   ASSERT_FALSE(loaded.ok());
   EXPECT_THAT(Message(loaded.status()), HasSubstr(options.path + ":2: bad JSON"));
+  EXPECT_THAT(Message(loaded.status()), HasSubstr("data.skip_invalid=true"));  // what to do
 }
 
 TEST(Gsm8k, EachKindOfMalformedLine) {

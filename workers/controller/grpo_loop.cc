@@ -355,6 +355,8 @@ absl::Status RunGrpoLoop(const Config& config, GrpoRoles& roles, const Pretraine
     // --- advantages ---
     auto rewards = batch.tensor("reward");
     auto group_ids = torch::tensor(batch.ints("group_id"), torch::kInt64);
+    // Lengths before algorithm.mask_truncated, as verl's estimators see them.
+    advantage_options.response_lengths = batch.tensor("response_mask").sum(1);
     auto advantages = advantage_fn(rewards, group_ids, advantage_options);
     algo::GroupStats groups = algo::ComputeGroupStats(rewards, group_ids);
     m["frac_reward_zero_std"] = groups.frac_zero_std;

@@ -16,28 +16,13 @@
 
 #include "CLI/CLI.hpp"
 #include "framework/engine/engine.h"
+#include "tools/bench/bench_common.h"
 #include "workers/cli/threads.h"
 
 namespace {
 
-double Seconds(std::chrono::steady_clock::time_point start) {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-}
-
-// Best of several 2048^3 fp32 products: the peak a generation step could reach.
-double MeasurePeakGflops(int repeats) {
-  torch::NoGradGuard no_grad;
-  auto a = torch::randn({2048, 2048});
-  auto b = torch::randn({2048, 2048});
-  auto c = torch::mm(a, b);
-  double best = 0;
-  for (int i = 0; i < repeats; ++i) {
-    auto start = std::chrono::steady_clock::now();
-    c = torch::mm(a, b);
-    best = std::max(best, 2.0 * 2048 * 2048 * 2048 / Seconds(start) / 1e9);
-  }
-  return best;
-}
+using hone::bench::MeasurePeakGflops;
+using hone::bench::Seconds;
 
 // The stop token of workload `lengths` and its logit bias (see SetStopBias).
 constexpr int64_t kStopToken = 95;

@@ -25,6 +25,11 @@ struct TrainerOptions {
   int64_t ppo_epochs = 1;
   int64_t ppo_mini_batch_size = 0;  // sequences per optimizer step (config: prompts x rollout.n); 0 = all
   int64_t micro_batch_size = 64;    // sequences per forward/backward
+  // Cut each mini-batch's micro-batches from its sequences ordered by length, so that
+  // short sequences are not padded to a long neighbour's width (PlanMicroBatches). The
+  // update is the same either way up to float32 summation order; off only for tests
+  // and benchmarks that compare the two.
+  bool sort_micro_batches = true;
   // algorithm.*
   std::string policy_loss = "vanilla";  // algo::GetPolicyLoss: vanilla, gspo
   // algo::RolloutCorrection: off, tis_token, tis_seq, mis_token, mis_seq; any but off
@@ -124,6 +129,12 @@ class LocalPolicyTrainer : public PolicyTrainer {
   // Clips gradients and steps the optimizer at the schedule's current rate; returns the
   // grad norm. A non-finite norm skips the step (see NonFiniteStepGuard).
   absl::StatusOr<double> OptimizerStep();
+  // Drops the gradients instead of zeroing them (libtorch 1.13's zero_grad() writes zeros;
+  // PyTorch's zero_grad(set_to_none=True) drops them): the next backward then writes each
+  // gradient instead of adding it to zeros, a pass less over every gradient. Every
+  // parameter is in the loss, so AdamW, which skips a parameter without a gradient, still
+  // steps them all.
+  void DropGradients();
 
   Pretrained policy_;
   CausalLM reference_{nullptr};

@@ -22,6 +22,41 @@ int64_t UsedWidth(const torch::Tensor& attention_mask, int64_t start, int64_t ro
   return attention_mask.narrow(0, start, rows).to(torch::kInt64).sum(1).max().item<int64_t>();
 }
 
+std::vector<MicroBatch> PlanMicroBatches(const torch::Tensor& attention_mask, int64_t begin, int64_t end,
+                                         int64_t size, bool sort_by_length) {
+  std::vector<MicroBatch> plan;
+  if (end <= begin) return plan;
+  size = std::max<int64_t>(1, size);
+  const auto lengths = attention_mask.narrow(0, begin, end - begin).to(torch::kInt64).sum(1);
+  torch::Tensor order = torch::arange(begin, end, torch::kInt64);
+  if (sort_by_length) {
+    auto sorted = torch::sort(lengths, /*stable=*/true, /*dim=*/0, /*descending=*/true);
+    order = std::get<1>(sorted) + begin;
+  }
+  for (int64_t start = 0; start < end - begin; start += size) {
+    const int64_t rows = std::min(size, end - begin - start);
+    MicroBatch micro;
+    micro.rows = order.narrow(0, start, rows).contiguous();
+    micro.width = lengths.index_select(0, micro.rows - begin).max().item<int64_t>();
+    plan.push_back(std::move(micro));
+  }
+  return plan;
+}
+
+PaddingCount CountPadding(const torch::Tensor& attention_mask, const std::vector<MicroBatch>& plan) {
+  PaddingCount count;
+  for (const MicroBatch& micro : plan) {
+    count.positions += micro.rows.size(0) * micro.width;
+    count.real += attention_mask.index_select(0, micro.rows).to(torch::kInt64).sum().item<int64_t>();
+  }
+  return count;
+}
+
+torch::Tensor Rows(const torch::Tensor& t, const MicroBatch& micro) {
+  auto r = t.index_select(0, micro.rows);
+  return r.dim() > 1 ? r.narrow(1, 0, micro.width) : r;
+}
+
 algo::LossDenominators CountRows(const torch::Tensor& mask, int64_t begin, int64_t end) {
   if (end <= begin) return algo::LossDenominators{0, 0, 0};
   return algo::CountLossDenominators(mask.narrow(0, begin, end - begin));
@@ -49,16 +84,15 @@ MiniBatchSums AccumulatePolicyGradient(CausalLM& policy, const Batch& batch, int
   token_whole.tokens = whole.tokens;
 
   MiniBatchSums sums;
-  for (int64_t start = begin; start < end; start += options.micro_batch_size) {
-    const int64_t rows = std::min(options.micro_batch_size, end - start);
-    const int64_t width = UsedWidth(attention, start, rows);
-    auto mask = Rows(batch.tensor("response_mask"), start, rows, width);
-    auto current = ComputeTokenLogProbs(policy, Rows(ids, start, rows, width), Rows(attention, start, rows, width),
-                                        temperature, true, /*entropy_grad=*/options.entropy_coef > 0, mask);
-    auto old_logprobs = Rows(batch.tensor("old_logprobs"), start, rows, width);
+  for (const MicroBatch& micro :
+       PlanMicroBatches(attention, begin, end, options.micro_batch_size, options.sort_micro_batches)) {
+    auto mask = Rows(batch.tensor("response_mask"), micro);
+    auto current = ComputeTokenLogProbs(policy, Rows(ids, micro), Rows(attention, micro), temperature, true,
+                                        /*entropy_grad=*/options.entropy_coef > 0, mask);
+    auto old_logprobs = Rows(batch.tensor("old_logprobs"), micro);
     if (correct) {
       // The one place where the rollout correction meets the policy loss (either one).
-      auto correction = algo::RolloutCorrection(old_logprobs, Rows(batch.tensor("rollout_logprobs"), start, rows, width),
+      auto correction = algo::RolloutCorrection(old_logprobs, Rows(batch.tensor("rollout_logprobs"), micro),
                                                 mask, options.rollout_correction, options.rollout_is_threshold);
       loss_options.token_weights = correction.weights;
       sums.is_units += correction.units;
@@ -67,11 +101,11 @@ MiniBatchSums AccumulatePolicyGradient(CausalLM& policy, const Batch& batch, int
       sums.sequences += correction.sequences;
       sums.seq_kl_sum += correction.seq_kl_sum;
     }
-    auto pg = (*loss_fn)(current.logprobs, old_logprobs, Rows(batch.tensor("advantages"), start, rows, width), mask,
+    auto pg = (*loss_fn)(current.logprobs, old_logprobs, Rows(batch.tensor("advantages"), micro), mask,
                          loss_options);
     auto loss = pg.loss;
     if (options.kl_coef > 0) {
-      auto kl = algo::KlPenalty(current.logprobs, Rows(batch.tensor("ref_logprobs"), start, rows, width),
+      auto kl = algo::KlPenalty(current.logprobs, Rows(batch.tensor("ref_logprobs"), micro),
                                 options.kl_estimator);
       TORCH_CHECK(kl.ok(), std::string(kl.status().message()));
       auto kl_loss = algo::AggregateLoss(*kl, mask, options.loss_agg_mode, options.loss_norm_length, whole);

@@ -43,9 +43,15 @@ class ChunkedLogSoftmaxFunction : public torch::autograd::Function<ChunkedLogSof
     const auto out_type = Upcast(torch::empty({0}, hidden.options())).scalar_type();
     torch::Tensor logprobs = torch::empty({N}, hidden.options().dtype(out_type));
     torch::Tensor entropy = torch::empty({N}, hidden.options().dtype(out_type));
+    // With a single chunk its log-softmax is kept for backward instead of recomputed: the
+    // peak stays one chunk of logits (this one, freed when backward starts), and backward
+    // saves the chunk's matrix product (2 x positions x C x V FLOPs, about a seventh of
+    // the head's training FLOPs).
+    const bool keep = N <= chunk && (hidden.requires_grad() || weight.requires_grad());
     for (int64_t start = 0; start < N; start += chunk) {
       const int64_t rows = std::min(chunk, N - start);
       torch::Tensor logp = ChunkLogSoftmax(hidden.narrow(0, start, rows), w, temperature);
+      if (keep) ctx->saved_data["logp"] = logp;
       auto [index, in_range] = ChunkTargets(targets.narrow(0, start, rows), limit);
       logprobs.narrow(0, start, rows)
           .copy_(logp.gather(1, index).squeeze(1).masked_fill(in_range.logical_not(),
@@ -88,12 +94,15 @@ class ChunkedLogSoftmaxFunction : public torch::autograd::Function<ChunkedLogSof
     for (int64_t start = 0; start < N; start += chunk) {
       const int64_t rows = std::min(chunk, N - start);
       const torch::Tensor h = hidden.narrow(0, start, rows);
-      torch::Tensor logp = ChunkLogSoftmax(h, w, temperature);
+      // The kept chunk may be needed again (a second backward with retain_graph): read only.
+      const bool kept = ctx->saved_data.count("logp") > 0;
+      torch::Tensor logp = kept ? ctx->saved_data["logp"].toTensor() : ChunkLogSoftmax(h, w, temperature);
       torch::Tensor p = logp.exp();
       torch::Tensor grad_z;  // [rows, limit], in the logits' dtype
       if (grad_entropy.defined()) {
-        // -g_H * p * (log p + H), built in logp's buffer.
-        grad_z = logp.add_(entropy.narrow(0, start, rows).unsqueeze(1))
+        // -g_H * p * (log p + H), built in logp's buffer unless it is the kept one.
+        torch::Tensor shifted = kept ? logp.clone() : logp;
+        grad_z = shifted.add_(entropy.narrow(0, start, rows).unsqueeze(1))
                      .mul_(p)
                      .mul_(grad_entropy.narrow(0, start, rows).neg().unsqueeze(1));
       }

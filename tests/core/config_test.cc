@@ -7,6 +7,8 @@
 #include <filesystem>
 #include <fstream>
 
+#include "tests/support/temp_dir.h"
+
 namespace hone {
 namespace {
 
@@ -14,7 +16,7 @@ using ::testing::HasSubstr;
 using ::testing::Not;
 
 std::string WriteTemp(const std::string& name, const std::string& text) {
-  std::string path = ::testing::TempDir() + "/" + name;
+  std::string path = hone::testing_support::ProcessTempDir() + "/" + name;
   std::ofstream(path) << text;
   return path;
 }

@@ -10,6 +10,7 @@
 #include "framework/reward/reward.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/support/temp_dir.h"
 #include "tests/support/test_data.h"
 
 namespace hone::data {
@@ -22,7 +23,7 @@ using ::testing::StartsWith;
 std::string TestData() { return testing_support::TestDataDir(); }
 
 std::string WriteTemp(const std::string& name, const std::string& contents) {
-  std::string path = ::testing::TempDir() + "hone_data_test_" + name;
+  std::string path = testing_support::ProcessTempDir() + "/" + name;
   std::ofstream out(path, std::ios::binary);
   out << contents;
   return path;

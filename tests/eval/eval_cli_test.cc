@@ -82,6 +82,11 @@ class EvalCli : public ::testing::Test {
     if (HoneBinary().empty()) GTEST_SKIP() << "no hone binary: set HONE_BIN";
   }
   std::string Dir() const { return *dir_; }
+  static void TearDownTestSuite() {
+    if (dir_ != nullptr) fs::remove_all(*dir_);
+    delete dir_;
+    dir_ = nullptr;
+  }
   static std::string* dir_;
 };
 std::string* EvalCli::dir_ = nullptr;

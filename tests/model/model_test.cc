@@ -9,6 +9,7 @@
 
 #include "framework/model/model.h"
 #include "framework/model/safetensors.h"
+#include "tests/support/temp_dir.h"
 
 namespace hone {
 namespace {
@@ -234,7 +235,7 @@ TEST(ModelIoTest, SaveLoadRoundTripIsBitExact) {
   for (const std::string variant : {"llama", "qwen2", "qwen3"}) {
     ModelConfig config = TinyConfig(variant);
     CausalLM model = InitModel(config, 11);
-    std::string dir = ::testing::TempDir() + "/roundtrip_" + variant;
+    const std::string dir = hone::testing_support::ProcessTempDir() + "/roundtrip_" + variant;
     ASSERT_TRUE(SaveModel(model, dir).ok());
     auto loaded = LoadModel(dir);
     ASSERT_TRUE(loaded.ok()) << loaded.status();
@@ -249,7 +250,7 @@ TEST(ModelIoTest, SaveLoadRoundTripIsBitExact) {
 
 TEST(ModelIoTest, Bf16SaveRoundsLikeTorch) {
   CausalLM model = InitModel(TinyConfig("llama"), 5);
-  std::string dir = ::testing::TempDir() + "/bf16";
+  const std::string dir = hone::testing_support::ProcessTempDir() + "/bf16";
   ASSERT_TRUE(SaveModel(model, dir, "BF16").ok());
   auto loaded = LoadModel(dir);
   ASSERT_TRUE(loaded.ok()) << loaded.status();
@@ -261,7 +262,7 @@ TEST(ModelIoTest, Bf16SaveRoundsLikeTorch) {
 TEST(ModelIoTest, MissingOrMisshapenTensorsAreClearErrors) {
   ModelConfig config = TinyConfig("llama");
   CausalLM model = InitModel(config, 1);
-  std::string dir = ::testing::TempDir() + "/broken";
+  const std::string dir = hone::testing_support::ProcessTempDir() + "/broken";
   ASSERT_TRUE(SaveModel(model, dir).ok());
   auto tensors = ReadSafetensorsDir(dir);
   ASSERT_TRUE(tensors.ok());

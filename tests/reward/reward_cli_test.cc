@@ -35,6 +35,7 @@ CliRun RunHone(const std::string& args, const std::string& input) {
   std::ofstream(in_path, std::ios::binary) << input;
   std::string cmd = HoneBinary() + " reward " + args + " < " + in_path + " 2>&1";
   auto result = hone::testing_support::RunCommand(cmd);
+  std::remove(in_path.c_str());
   return CliRun{result.exit_code, std::move(result.out)};
 }
 

@@ -461,4 +461,21 @@ std::string Config::ToYaml(bool with_help) const {
   return std::string(out.c_str()) + "\n";
 }
 
+std::string Config::ValueText(const std::string& key) const {
+  YAML::Emitter out;
+  EmitValue(out, values_.at(key));
+  return out.c_str();
+}
+
+std::vector<std::string> ConfigChanges(const Config& before, const Config& after) {
+  std::vector<std::string> changes;
+  for (const ConfigField& field : after.schema().fields()) {
+    if (before.schema().Find(field.key) == nullptr) continue;
+    const std::string was = before.ValueText(field.key);
+    const std::string now = after.ValueText(field.key);
+    if (was != now) changes.push_back(absl::StrCat(field.key, ": ", was, " -> ", now));
+  }
+  return changes;
+}
+
 }  // namespace hone

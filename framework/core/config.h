@@ -81,6 +81,12 @@ class Config {
   // comment: what `hone <cmd> --print-config` prints.
   std::string ToYaml(bool with_help = true) const;
 
+  // One key's value as it appears in ToYaml ("0.9", "\"grpo\"", "[1, 2]").
+  // REQUIRES: `key` is in the schema.
+  std::string ValueText(const std::string& key) const;
+
+  const ConfigSchema& schema() const { return *schema_; }
+
  private:
   explicit Config(const ConfigSchema* schema);
   const ConfigValue& Get(const std::string& key, ConfigType type) const;
@@ -90,6 +96,10 @@ class Config {
   const ConfigSchema* schema_;
   std::map<std::string, ConfigValue> values_;
 };
+
+// The keys whose values differ between two configs of the same schema, in schema
+// order, each as "key: <before> -> <after>".
+std::vector<std::string> ConfigChanges(const Config& before, const Config& after);
 
 // A number as the shortest text that reads back to the same double: 0.9, 1e-05, 3.
 std::string FormatConfigNumber(double value);

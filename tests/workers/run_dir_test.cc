@@ -48,6 +48,7 @@ class RunDirTest : public ::testing::Test {
     fs::create_directories(dir_ / "final");
     std::ofstream(dir_ / "metrics.jsonl") << "{\"step\": 1}\n";
     std::ofstream(dir_ / "config.yaml") << "old: config\n";
+    std::ofstream(dir_ / "config.yaml.1") << "older: config\n";
     std::ofstream(dir_ / "notes.txt") << "mine\n";
   }
   fs::path dir_;
@@ -89,6 +90,47 @@ TEST_F(RunDirTest, ResumeContinuesTheEarlierRun) {
   EXPECT_FALSE(PrepareRunDir(Make({"trainer.resume=auto", "trainer.overwrite=true"}), "", true, "hone train").ok());
 }
 
+// A resume that changes settings keeps the config the run had so far (config.yaml.1, then
+// .2) and names each changed key; a resume with the same settings keeps one config.yaml.
+TEST_F(RunDirTest, ResumeWithChangedSettingsKeepsTheEarlierConfig) {
+  Config started = Make({"trainer.total_steps=4"});
+  ASSERT_TRUE(PrepareRunDir(started, started.ToYaml(), true, "hone train").ok());
+  std::ofstream(dir_ / "metrics.jsonl") << "{\"step\": 1}\n";
+  // Only trainer.resume differs: not a change of settings, nothing kept.
+  Config first = Make({"trainer.resume=auto", "trainer.total_steps=4"});
+  ASSERT_TRUE(PrepareRunDir(first, first.ToYaml(), true, "hone train").ok());
+  EXPECT_FALSE(fs::exists(dir_ / "config.yaml.1"));
+  EXPECT_EQ(Read(dir_ / "config.yaml"), first.ToYaml());
+
+  Config second = Make({"trainer.resume=auto", "trainer.total_steps=8", "optim.lr=2.5e-05"});
+  ::testing::internal::CaptureStderr();
+  ASSERT_TRUE(PrepareRunDir(second, second.ToYaml(), true, "hone train").ok());
+  const std::string said = ::testing::internal::GetCapturedStderr();
+  EXPECT_EQ(Read(dir_ / "config.yaml"), second.ToYaml());
+  EXPECT_EQ(Read(dir_ / "config.yaml.1"), first.ToYaml());
+  EXPECT_THAT(said, HasSubstr("2 changed setting(s)"));
+  EXPECT_THAT(said, HasSubstr("trainer.total_steps: 4 -> 8"));
+  EXPECT_THAT(said, HasSubstr("optim.lr: " + first.ValueText("optim.lr") + " -> 2.5e-05"));
+  EXPECT_THAT(said, HasSubstr("config.yaml.1"));
+
+  Config third = Make({"trainer.resume=auto", "trainer.total_steps=12"});
+  ASSERT_TRUE(PrepareRunDir(third, third.ToYaml(), true, "hone train").ok());
+  EXPECT_EQ(Read(dir_ / "config.yaml.1"), first.ToYaml());
+  EXPECT_EQ(Read(dir_ / "config.yaml.2"), second.ToYaml());
+  EXPECT_EQ(Read(dir_ / "config.yaml"), third.ToYaml());
+}
+
+TEST(ConfigChanges, NamesExactlyTheKeysThatDiffer) {
+  auto a = Config::Load(HoneConfigSchema(), "", {"trainer.total_steps=4"});
+  auto b = Config::Load(HoneConfigSchema(), "", {"trainer.total_steps=4", "rollout.temperature=0.7",
+                                                 "data.train_path=/data/x.jsonl"});
+  ASSERT_TRUE(a.ok() && b.ok());
+  EXPECT_TRUE(ConfigChanges(*a, *a).empty());
+  EXPECT_THAT(ConfigChanges(*a, *b),
+              ::testing::ElementsAre(::testing::StartsWith("data.train_path: "),
+                                     "rollout.temperature: " + a->ValueText("rollout.temperature") + " -> 0.7"));
+}
+
 TEST_F(RunDirTest, OverwriteDeletesOnlyHonesFiles) {
   MakeEarlierRun();
   Config config = Make({"trainer.overwrite=true"});
@@ -96,6 +138,7 @@ TEST_F(RunDirTest, OverwriteDeletesOnlyHonesFiles) {
   EXPECT_FALSE(fs::exists(dir_ / "metrics.jsonl"));
   EXPECT_FALSE(fs::exists(dir_ / "final"));
   EXPECT_FALSE(fs::exists(dir_ / "checkpoints"));
+  EXPECT_FALSE(fs::exists(dir_ / "config.yaml.1"));
   EXPECT_EQ(Read(dir_ / "notes.txt"), "mine\n");
   EXPECT_EQ(Read(dir_ / "config.yaml"), config.ToYaml());
 }

@@ -70,6 +70,21 @@ absl::StatusOr<std::string> ResponseText(const Pretrained& policy, const Generat
   return policy.tokenizer->Decode(text_tokens);
 }
 
+// One token's text as a JSON string, so that spaces, newlines and partial UTF-8 (a byte of
+// a multi-byte character, replaced by U+FFFD) stay visible: "\u0120the" reads as " the".
+// A special token shows as its vocabulary entry ("<|im_end|>").
+std::string TokenTextForDisplay(const Tokenizer& tokenizer, int64_t id) {
+  std::string text;
+  if (tokenizer.IsSpecialToken(id)) {
+    text = tokenizer.IdToToken(id).value_or("");
+  } else {
+    const int64_t ids[] = {id};
+    absl::StatusOr<std::string> decoded = tokenizer.Decode(ids);
+    text = decoded.ok() ? *decoded : tokenizer.IdToToken(id).value_or("");
+  }
+  return json(text).dump(-1, ' ', false, json::error_handler_t::replace);
+}
+
 absl::Status RunGenerate(GenerateOptions o) {
   if (o.prompt.empty() == o.prompts_file.empty()) {
     return absl::InvalidArgumentError("give exactly one of --prompt TEXT and --prompts-file FILE");
@@ -128,7 +143,8 @@ absl::Status RunGenerate(GenerateOptions o) {
       std::cout << prompts[p] << text << "\n";
       if (o.show_logprobs) {
         for (size_t t = 0; t < seq.tokens.size(); ++t) {
-          std::cout << absl::StrFormat("  %d %.4f\n", seq.tokens[t], seq.logprobs[t]);
+          std::cout << absl::StrFormat("  %d %.4f %s\n", seq.tokens[t], seq.logprobs[t],
+                                       TokenTextForDisplay(*policy.tokenizer, seq.tokens[t]));
         }
       }
     }
@@ -162,7 +178,7 @@ CommandAction SetupGenerateCommand(CLI::App& sub) {
                "as the one user turn, with the generation prompt");
   sub.add_flag("--print-prompt", o->print_prompt,
                "print the prompt text exactly as the model would see it (after --chat) and exit without generating");
-  sub.add_flag("--logprobs", o->show_logprobs, "print each token id with its log-probability (--prompt only)");
+  sub.add_flag("--logprobs", o->show_logprobs, "print each token id with its log-probability and its text, as a JSON string (--prompt only)");
   return [o]() { return RunGenerate(*o); };
 }
 

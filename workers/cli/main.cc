@@ -46,12 +46,17 @@ int main(int argc, char** argv) {
   // Every option's --help line shows its default (subcommands inherit option_defaults).
   app.option_defaults()->always_capture_default();
   // One line naming the command and the bad input, as the commands' own errors do.
-  app.failure_message([](const CLI::App* top, const CLI::Error& e) {
+  // "hone model init": the command line's subcommands, as deep as they were parsed.
+  auto command_name = [](const CLI::App* top) {
     std::string name = "hone";
     for (const CLI::App* app = top; !app->get_subcommands().empty();) {
       app = app->get_subcommands().front();
       name += " " + app->get_name();
     }
+    return name;
+  };
+  app.failure_message([command_name](const CLI::App* top, const CLI::Error& e) {
+    const std::string name = command_name(top);
     return name + ": error: " + e.what() + " (" + name + " --help lists the options)\n";
   });
   std::map<const CLI::App*, hone::cli::CommandAction> actions;
@@ -73,7 +78,7 @@ int main(int argc, char** argv) {
       status = absl::InternalError(e.what());
     }
     if (!status.ok()) {
-      std::cerr << "hone " << sub->get_name() << ": error: " << status.message() << "\n";
+      std::cerr << command_name(&app) << ": error: " << status.message() << "\n";
       return 1;
     }
     return 0;

@@ -3,6 +3,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <sstream>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -44,6 +45,16 @@ absl::Status DeleteRun(const fs::path& dir, const std::string& command) {
     if (fs::remove(dir / file, ec)) deleted.push_back(file);
     if (ec) return absl::InternalError(absl::StrCat("cannot delete ", (dir / file).string(), ": ", ec.message()));
   }
+  // The configs a resumed run kept (config.yaml.1, .2, ...).
+  for (const auto& entry : fs::directory_iterator(dir, ec)) {
+    const std::string name = entry.path().filename().string();
+    const std::string prefix = absl::StrCat(kRunConfigFile, ".");
+    if (name.rfind(prefix, 0) != 0 || name.size() == prefix.size() ||
+        name.find_first_not_of("0123456789", prefix.size()) != std::string::npos) {
+      continue;
+    }
+    if (fs::remove(entry.path(), ec)) deleted.push_back(name);
+  }
   const std::vector<fs::path> steps = StepDirs(dir);
   for (const fs::path& step : steps) {
     fs::remove_all(step, ec);
@@ -60,6 +71,60 @@ absl::Status DeleteRun(const fs::path& dir, const std::string& command) {
   }
   std::cerr << command << ": trainer.overwrite=true: deleted the earlier run in " << dir.string() << " ("
             << absl::StrJoin(deleted, ", ") << ")\n";
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::string> ReadText(const fs::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return absl::NotFoundError(absl::StrCat("cannot open ", path.string()));
+  std::ostringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+// A resumed run may change settings (more steps, a lower learning rate). config.yaml then
+// says what the run continues with, and the config it ran with so far is kept beside it as
+// config.yaml.N (the next free N), with a line per changed key on stderr, so no earlier
+// settings are lost and every checkpoint still says which settings made it. trainer.resume
+// itself (off in the first run, auto now) is not a change of settings.
+absl::Status KeepEarlierConfig(const fs::path& dir, const std::string& config_yaml, const std::string& command) {
+  const fs::path current = dir / kRunConfigFile;
+  std::error_code ec;
+  if (!fs::exists(current, ec)) return absl::OkStatus();
+  HONE_ASSIGN_OR_RETURN(std::string earlier_yaml, ReadText(current));
+  if (earlier_yaml == config_yaml) return absl::OkStatus();
+  const fs::path incoming = dir / absl::StrCat(kRunConfigFile, ".incoming");
+  HONE_RETURN_IF_ERROR(WriteText(incoming, config_yaml));
+  const ConfigSchema& schema = HoneConfigSchema();
+  absl::StatusOr<Config> earlier = Config::Load(schema, current.string(), {});
+  absl::StatusOr<Config> now = Config::Load(schema, incoming.string(), {});
+  fs::remove(incoming, ec);
+  std::vector<std::string> changes;
+  if (earlier.ok() && now.ok()) {
+    for (std::string& change : ConfigChanges(*earlier, *now)) {
+      if (change.rfind("trainer.resume: ", 0) != 0) changes.push_back(std::move(change));
+    }
+    if (changes.empty()) return absl::OkStatus();
+  }
+  fs::path kept;
+  for (int n = 1;; ++n) {
+    kept = dir / absl::StrCat(kRunConfigFile, ".", n);
+    if (!fs::exists(kept, ec)) break;
+  }
+  fs::rename(current, kept, ec);
+  if (ec) {
+    return absl::InternalError(
+        absl::StrCat("cannot keep ", current.string(), " as ", kept.string(), ": ", ec.message()));
+  }
+  if (!earlier.ok() || !now.ok()) {
+    std::cerr << command << ": resuming with a config that differs from the run's; the earlier one is kept as "
+              << kept.string() << " (cannot compare them key by key: "
+              << (earlier.ok() ? now.status() : earlier.status()).message() << ")\n";
+    return absl::OkStatus();
+  }
+  std::cerr << command << ": resuming with " << changes.size()
+            << " changed setting(s); the earlier config is kept as " << kept.string() << "\n";
+  for (const std::string& change : changes) std::cerr << "  " << change << "\n";
   return absl::OkStatus();
 }
 
@@ -100,6 +165,7 @@ absl::Status PrepareRunDir(const Config& config, const std::string& config_yaml,
   std::error_code ec;
   fs::create_directories(dir, ec);
   if (ec) return absl::InternalError(absl::StrCat("cannot create trainer.output_dir '", dir, "': ", ec.message()));
+  if (holds_run && resume) HONE_RETURN_IF_ERROR(KeepEarlierConfig(dir, config_yaml, command));
   HONE_RETURN_IF_ERROR(WriteText(fs::path(dir) / kRunConfigFile, config_yaml));
   return WriteText(fs::path(dir) / kVersionFile, VersionText());
 }

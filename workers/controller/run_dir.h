@@ -23,7 +23,9 @@ bool HoldsRun(const std::string& dir);
 // Checks trainer.output_dir before anything is written, then creates it and writes
 // config.yaml (`config_yaml`) and hone_version.txt into it.
 // * no earlier run there: a fresh start;
-// * trainer.resume=auto (when `can_resume`): the earlier run continues;
+// * trainer.resume=auto (when `can_resume`): the earlier run continues; when its
+//   config.yaml differs from `config_yaml`, the earlier one is kept as config.yaml.N and
+//   the changed keys are listed on stderr;
 // * trainer.overwrite=true: the earlier run's files are deleted first (only Hone's own:
 //   metrics.jsonl, checkpoints/step_*, final/, config.yaml, hone_version.txt), and a line
 //   on stderr says so;

@@ -69,7 +69,7 @@ ConfigSchema BuildSchema() {
   s.Add(Float("metrics.linger_s", 0, "keep serving /metrics this long after the job ends, so that a scrape sees the last step (short jobs, tests)", 0, 3600));
   s.Add(Int("rpc.max_message_mb", 1024, "largest gRPC message (a step's batch must fit)", 4, 2047));
   s.Add(Float("dist.timeout_s", 600, "longest wait of one collective (MPI/NCCL) before the rank fails naming it", 0.001));
-  s.Add(Int("dist.sync_bucket_mb", 256, "weight sync: megabytes per broadcast bucket", 1));
+  s.Add(Int("dist.sync_bucket_mb", 256, "weight sync: megabytes per broadcast bucket (across machines); on one machine the shared-memory slot, at most 4", 1));
   s.Add(Int("dist.fsdp_bucket_mb", 64, "FSDP: megabytes per flat parameter bucket", 1));
 
   s.Add(Path("model.path", "policy model directory in Hugging Face layout (config.json, model.safetensors, tokenizer.json)"));

@@ -51,6 +51,13 @@ class Communicator {
   // Sums tensor over ranks, in place.
   virtual absl::Status AllReduceSum(torch::Tensor& tensor) = 0;
   virtual absl::Status Barrier() = 0;
+
+  // Collective: `bytes` of memory that every member maps (the same bytes, written by one
+  // member and read by the others between two Barrier() calls), owned by the communicator
+  // and kept for later calls (a larger request replaces it). nullptr when the members do
+  // not all share one machine's memory, or the backend has no such memory: callers then
+  // move the bytes with Broadcast.
+  virtual absl::StatusOr<unsigned char*> SharedMemory(int64_t bytes) { return nullptr; }
 };
 
 // The MPI backend. The group is made of the members of `world_ranks` only (ranks of
@@ -68,5 +75,9 @@ absl::StatusOr<std::unique_ptr<Communicator>> CreateMpiCommunicator(
 // Testing only: the largest message (bytes) one MPI call carries before a collective is
 // split into chunks (default 1 GiB). Lets tests cover the chunked paths with small tensors.
 void SetMpiChunkBytesForTesting(int64_t bytes);
+
+// Testing only: false makes SharedMemory() answer nullptr, as on a group that spans
+// machines, so that tests cover the Broadcast path on one machine too.
+void SetMpiSharedMemoryForTesting(bool enabled);
 
 }  // namespace hone::dist

@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <optional>
 #include <thread>
 #include <utility>
 
@@ -16,6 +17,7 @@ namespace hone::dist {
 namespace {
 
 std::atomic<int64_t> g_chunk_bytes{int64_t{1} << 30};
+std::atomic<bool> g_shared_memory{true};
 
 // FNV-1a: the same on every rank and build, unlike std::hash.
 int TagFromName(const std::string& name) {
@@ -86,8 +88,11 @@ class MpiCommunicator : public Communicator {
   ~MpiCommunicator() override {
     int finalized = 0;
     MPI_Finalized(&finalized);
-    // After a failure a request may still reference the communicator: leak it.
-    if (!finalized && failed_.ok() && comm_ != MPI_COMM_NULL) MPI_Comm_free(&comm_);
+    // After a failure a request may still reference the communicator, and freeing a
+    // window waits for every member: leak both.
+    if (finalized || !failed_.ok()) return;
+    FreeWindow();
+    if (comm_ != MPI_COMM_NULL) MPI_Comm_free(&comm_);
   }
 
   int rank() const override { return rank_; }
@@ -199,9 +204,47 @@ class MpiCommunicator : public Communicator {
 
   absl::Status Barrier() override {
     HONE_RETURN_IF_ERROR(Usable());
+    // With shared memory in use, the barrier also orders one member's writes to it before
+    // the others' reads (MPI_Win_sync: the window's memory barrier).
+    if (window_ != MPI_WIN_NULL) MPI_Win_sync(window_);
     MPI_Request req;
     HONE_RETURN_IF_ERROR(Check(MPI_Ibarrier(comm_, &req), "barrier"));
-    return Wait(&req, "barrier");
+    HONE_RETURN_IF_ERROR(Wait(&req, "barrier"));
+    if (window_ != MPI_WIN_NULL) MPI_Win_sync(window_);
+    return absl::OkStatus();
+  }
+
+  absl::StatusOr<unsigned char*> SharedMemory(int64_t bytes) override {
+    HONE_RETURN_IF_ERROR(Usable());
+    if (!g_shared_memory.load(std::memory_order_relaxed)) return nullptr;
+    if (window_ != MPI_WIN_NULL && window_bytes_ >= bytes) return window_base_;
+    // Every member must be here before the blocking calls below (MPI has no non-blocking
+    // form of them): the polled barrier turns a missing member into a timeout instead.
+    HONE_RETURN_IF_ERROR(Barrier());
+    if (!same_machine_.has_value()) {
+      MPI_Comm local = MPI_COMM_NULL;
+      HONE_RETURN_IF_ERROR(Check(MPI_Comm_split_type(comm_, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &local),
+                                 "shared-memory split"));
+      int local_size = 0;
+      MPI_Comm_size(local, &local_size);
+      MPI_Comm_free(&local);
+      same_machine_ = local_size == size();
+    }
+    if (!*same_machine_) return nullptr;
+    FreeWindow();
+    // The whole segment belongs to group rank 0; the others map it.
+    void* base = nullptr;
+    HONE_RETURN_IF_ERROR(Check(MPI_Win_allocate_shared(rank_ == 0 ? bytes : 0, 1, MPI_INFO_NULL, comm_, &base,
+                                                       &window_),
+                               "shared-memory allocation"));
+    MPI_Aint size = 0;
+    int disp_unit = 0;
+    HONE_RETURN_IF_ERROR(Check(MPI_Win_shared_query(window_, 0, &size, &disp_unit, &base), "shared-memory query"));
+    // One passive epoch for the window's lifetime: what MPI_Win_sync needs.
+    HONE_RETURN_IF_ERROR(Check(MPI_Win_lock_all(MPI_MODE_NOCHECK, window_), "shared-memory lock"));
+    window_base_ = static_cast<unsigned char*>(base);
+    window_bytes_ = bytes;
+    return window_base_;
   }
 
  private:
@@ -283,7 +326,19 @@ class MpiCommunicator : public Communicator {
     }
   }
 
+  void FreeWindow() {
+    if (window_ == MPI_WIN_NULL) return;
+    MPI_Win_unlock_all(window_);
+    MPI_Win_free(&window_);
+    window_base_ = nullptr;
+    window_bytes_ = 0;
+  }
+
   MPI_Comm comm_;
+  MPI_Win window_ = MPI_WIN_NULL;
+  unsigned char* window_base_ = nullptr;
+  int64_t window_bytes_ = 0;
+  std::optional<bool> same_machine_;  // every member in one shared-memory domain
   std::vector<int> world_ranks_;
   std::string name_;
   int rank_;
@@ -298,6 +353,8 @@ class MpiCommunicator : public Communicator {
 void SetMpiChunkBytesForTesting(int64_t bytes) {
   g_chunk_bytes.store(std::max<int64_t>(1, bytes), std::memory_order_relaxed);
 }
+
+void SetMpiSharedMemoryForTesting(bool enabled) { g_shared_memory.store(enabled, std::memory_order_relaxed); }
 
 absl::StatusOr<std::unique_ptr<Communicator>> CreateMpiCommunicator(
     const std::vector<int>& world_ranks, const std::string& name, double timeout_s) {

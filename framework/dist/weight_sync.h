@@ -24,17 +24,22 @@ struct WeightSyncStats {
   double transfer_seconds = 0;  // the broadcasts alone
   double bytes = 0;        // payload bytes moved
   uint64_t checksum = 0;   // over every tensor, in order (the same on every member after a sync)
+  bool shared_memory = false;  // moved through memory all members map (one machine), not Broadcast
 };
 
-// FNV-1a (64-bit, four interleaved lanes) over the tensor's bytes (contiguous, native little-endian): equal for
+// XXH3 (64-bit) of each 1 MiB block of the tensor's bytes (contiguous, native
+// little-endian), the block values folded by FNV-1a: equal for
 // bit-identical tensors, different for any changed bit (with overwhelming probability).
 uint64_t TensorChecksum(const torch::Tensor& tensor);
 
 // Collective over `comm`. The member with group rank `root` sends `weights`; every other
 // member receives into its `weights` in place (same names, order, shapes and dtypes as
-// the root's: both sides hold the same model config). Tensors are packed into buckets of
-// about `bucket_bytes` and each bucket is one Broadcast; a tensor of 1 MiB or more is
-// broadcast in place, without the copies into and out of a bucket.
+// the root's: both sides hold the same model config).
+// * Members on one machine (Communicator::SharedMemory): the bytes go through two shared
+//   slots of `bucket_bytes` (clamped to [1 MiB, 4 MiB]), double-buffered, one copy in by
+//   the root and one copy out by each receiver, each block hashed as it is copied.
+// * Otherwise tensors are packed into buckets of about `bucket_bytes`, each bucket one
+//   Broadcast; a tensor of 1 MiB or more is broadcast in place.
 // Afterwards the root broadcasts the per-tensor checksums and each receiver compares
 // them with its own: DataLoss naming the first tensor that differs.
 absl::StatusOr<WeightSyncStats> BroadcastWeights(Communicator& comm, int root, NamedWeights& weights,

@@ -126,32 +126,67 @@ TEST(ShardedTrainer, MatchesSingleProcessTrainer) {
   }
 }
 
-// Every receiver holds the sender's weights bit for bit after BroadcastWeights, with
-// buckets smaller than some tensors, and the checksums agree.
-TEST(WeightSync, ReceiversHoldTheSendersWeightsExactly) {
+// The policy's parameters plus tensors that span several 1 MiB checksum blocks and
+// shared-memory slots (an odd byte count, an empty one), filled from `seed`.
+dist::NamedWeights SyncWeights(uint64_t seed) {
+  Pretrained policy = TinyPolicy(seed);
+  dist::NamedWeights weights;
+  for (const auto& item : policy.model->named_parameters()) {
+    weights.emplace_back(item.key(), item.value().detach().clone());
+  }
+  torch::manual_seed(seed);
+  weights.emplace_back("large", torch::randn({640 * 1024 + 3}));  // 2.5 MiB + 12 bytes
+  weights.emplace_back("empty", torch::empty({0}));
+  weights.emplace_back("bytes", torch::randint(0, 255, {(1 << 20) + 7}, torch::kUInt8));
+  weights.emplace_back("last", torch::randn({5}));
+  return weights;
+}
+
+// Every receiver holds the sender's weights bit for bit after BroadcastWeights, through
+// shared memory (all ranks here are on one machine) and through Broadcast (as for a group
+// across machines), with slots and buckets smaller than some tensors; the checksums agree
+// on every rank, are the sender's TensorChecksum of each tensor, and are the same for
+// both paths.
+TEST(WeightSync, ReceiversHoldTheSendersWeightsExactlyOnBothPaths) {
   auto comm = dist::CreateMpiCommunicator(AllRanks(), "weight_sync", 60);
   ASSERT_TRUE(comm.ok()) << comm.status();
-  Pretrained sender = TinyPolicy(kSeed);
-  Pretrained mine = TinyPolicy(WorldRank() == 0 ? kSeed : kSeed + 100 + WorldRank());
-  dist::NamedWeights weights;
-  for (const auto& item : mine.model->named_parameters()) weights.emplace_back(item.key(), item.value().detach().clone());
-  auto stats = dist::BroadcastWeights(**comm, 0, weights, /*bucket_bytes=*/3000);
-  ASSERT_TRUE(stats.ok()) << stats.status();
-  auto expected = sender.model->named_parameters();
-  for (const auto& [name, tensor] : weights) EXPECT_TRUE(torch::equal(tensor, expected[name])) << name;
-  auto checksums = torch::tensor({static_cast<int64_t>(stats->checksum)}, torch::kInt64);
-  auto all = torch::zeros({WorldSize()}, torch::kInt64);
-  ASSERT_TRUE((*comm)->AllGather(checksums, all).ok());
-  for (int r = 1; r < WorldSize(); ++r) EXPECT_EQ(all[r].item<int64_t>(), all[0].item<int64_t>());
-  EXPECT_GT(stats->bytes, 0);
+  const dist::NamedWeights expected = SyncWeights(kSeed);
+  uint64_t expected_checksum = 1469598103934665603ULL;
+  for (const auto& [name, tensor] : expected) {
+    expected_checksum = (expected_checksum ^ dist::TensorChecksum(tensor)) * 1099511628211ULL;
+  }
+  for (bool shared : {true, false}) {
+    dist::SetMpiSharedMemoryForTesting(shared);
+    for (int64_t bucket_bytes : {int64_t{3000}, int64_t{256} << 20}) {
+      SCOPED_TRACE(::testing::Message() << (shared ? "shared memory" : "broadcast") << ", bucket " << bucket_bytes);
+      dist::NamedWeights weights = SyncWeights(WorldRank() == 0 ? kSeed : kSeed + 100 + WorldRank());
+      auto stats = dist::BroadcastWeights(**comm, 0, weights, bucket_bytes);
+      ASSERT_TRUE(stats.ok()) << stats.status();
+      EXPECT_EQ(stats->shared_memory, shared && WorldSize() > 1);
+      for (size_t i = 0; i < weights.size(); ++i) {
+        EXPECT_TRUE(torch::equal(weights[i].second, expected[i].second)) << weights[i].first;
+      }
+      EXPECT_EQ(stats->checksum, expected_checksum);
+      auto checksums = torch::tensor({static_cast<int64_t>(stats->checksum)}, torch::kInt64);
+      auto all = torch::zeros({WorldSize()}, torch::kInt64);
+      ASSERT_TRUE((*comm)->AllGather(checksums, all).ok());
+      for (int r = 1; r < WorldSize(); ++r) EXPECT_EQ(all[r].item<int64_t>(), all[0].item<int64_t>());
+      EXPECT_GT(stats->bytes, 3 << 20);
+    }
+  }
+  dist::SetMpiSharedMemoryForTesting(true);
 }
 
 TEST(WeightSync, ChecksumSeesOneFlippedBit) {
-  auto t = torch::randn({1000});
-  const uint64_t before = dist::TensorChecksum(t);
-  auto bits = t.view(torch::kInt32);
-  bits[417] = bits[417].item<int32_t>() ^ (1 << 3);
-  EXPECT_NE(dist::TensorChecksum(t), before);
+  // A bit in the first block, in a later 1 MiB block, and in the tail after the last
+  // 32-byte word.
+  auto t = torch::randn({(3 << 18) + 3});
+  for (int64_t index : {int64_t{417}, int64_t{(1 << 18) + 5}, t.numel() - 1}) {
+    const uint64_t before = dist::TensorChecksum(t);
+    auto bits = t.view(torch::kInt32);
+    bits[index] = bits[index].item<int32_t>() ^ (1 << 3);
+    EXPECT_NE(dist::TensorChecksum(t), before) << index;
+  }
 }
 
 }  // namespace

@@ -154,6 +154,9 @@ printf '{"prompt": "1+2=", "id": 7}\n\n3+4=\n' > prompts.jsonl
 expect_ok "generate --prompts-file" '"prompt":"3+4="' \
   "$hone" generate --model "$work/sft/final" --prompts-file prompts.jsonl --n 2 --max-new-tokens 4
 [ "$(grep -c '"responses"' "$work/out")" -eq 2 ] || { fail "generate --prompts-file: want 2 output lines"; cat "$work/out"; }
+expect_ok "generate --prompts-file - (stdin)" '"prompt":"3+4="' \
+  sh -c "\"\$0\" generate --model \"\$1\" --prompts-file - --n 2 --max-new-tokens 4 < prompts.jsonl" "$hone" "$work/sft/final"
+[ "$(grep -c '"responses"' "$work/out")" -eq 2 ] || { fail "generate --prompts-file -: want 2 output lines"; cat "$work/out"; }
 expect_fail "generate --top-p 2" "between 0 and 1" "$hone" generate --model "$work/sft/final" --prompt 1 --top-p 2
 expect_fail "generate --seed -1" "--seed" "$hone" generate --model "$work/sft/final" --prompt 1 --seed -1
 

@@ -1,5 +1,5 @@
 // `hone generate`: sample responses from a model directory, to one prompt (--prompt) or to
-// every prompt of a file (--prompts-file: JSONL with a "prompt" field, or plain text lines),
+// every prompt of a file or stdin (--prompts-file: JSONL with a "prompt" field, or plain text lines),
 // with one JSON line out per prompt. --chat wraps each prompt in the model's chat template
 // (tokenizer_config.json) as the one user turn; --print-prompt prints the prompt text and stops.
 #include <chrono>
@@ -33,11 +33,15 @@ struct GenerateOptions {
   bool print_prompt = false;  // print the (rendered) prompt text exactly, then stop
 };
 
-// The prompts of --prompts-file: a line starting with '{' is a JSON object whose "prompt"
-// field is the prompt; any other non-blank line is the prompt itself.
+// The prompts of --prompts-file (`-`: standard input): a line starting with '{' is a JSON
+// object whose "prompt" field is the prompt; any other non-blank line is the prompt itself.
 absl::StatusOr<std::vector<std::string>> ReadPrompts(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return absl::NotFoundError(absl::StrCat("--prompts-file: cannot open ", path));
+  std::ifstream file;
+  if (path != "-") {
+    file.open(path, std::ios::binary);
+    if (!file) return absl::NotFoundError(absl::StrCat("--prompts-file: cannot open ", path));
+  }
+  std::istream& in = path == "-" ? std::cin : file;
   std::vector<std::string> prompts;
   std::string line;
   for (int64_t line_no = 1; std::getline(in, line); ++line_no) {
@@ -163,8 +167,8 @@ CommandAction SetupGenerateCommand(CLI::App& sub) {
       ->required();
   auto* prompt = sub.add_option("--prompt", o->prompt, "prompt text");
   sub.add_option("--prompts-file", o->prompts_file,
-                 "file of prompts: JSONL with a \"prompt\" field, or one plain prompt per line; prints one JSON "
-                 "line per prompt (prompt, responses, finish_reasons, logprobs)")
+                 "file of prompts (- = standard input): JSONL with a \"prompt\" field, or one plain prompt per "
+                 "line; prints one JSON line per prompt (prompt, responses, finish_reasons, logprobs)")
       ->excludes(prompt);
   sub.add_option("--n", o->sampling.n, "samples")->check(NumberIn(1, 1 << 16));
   sub.add_option("--temperature", o->sampling.temperature, "sampling temperature; 0 = greedy")->check(NonNegative());

@@ -12,7 +12,8 @@ Workload `lengths` adds stop token 95 with the same construction as Hone's side
 p(stop) is about 1/45 at every step on both sides. As HF generate does, finished rows stay
 in the batch (fed the pad token, their output discarded) until every row has finished or
 the limit is reached; only real new tokens (up to and including the stop) are counted.
-Prints one JSON object on stdout. Needs Debian's python3-torch (/usr/bin/python3).
+Prints one JSON object on stdout. Needs Debian's python3-torch (/usr/bin/python3). The
+model is llama_reference.Model, shared with train_step_baseline.py.
 """
 import argparse
 import json
@@ -21,79 +22,7 @@ import time
 
 import torch
 
-
-class RMSNorm(torch.nn.Module):
-    def __init__(self, dim, eps=1e-6):
-        super().__init__()
-        self.weight = torch.nn.Parameter(torch.ones(dim))
-        self.eps = eps
-
-    def forward(self, x):
-        variance = x.pow(2).mean(-1, keepdim=True)
-        return self.weight * (x * torch.rsqrt(variance + self.eps))
-
-
-def rotate_half(x):
-    half = x.shape[-1] // 2
-    return torch.cat((-x[..., half:], x[..., :half]), dim=-1)
-
-
-class Layer(torch.nn.Module):
-    def __init__(self, d, heads, ffn):
-        super().__init__()
-        self.heads, self.head_dim = heads, d // heads
-        self.q_proj = torch.nn.Linear(d, d, bias=False)
-        self.k_proj = torch.nn.Linear(d, d, bias=False)
-        self.v_proj = torch.nn.Linear(d, d, bias=False)
-        self.o_proj = torch.nn.Linear(d, d, bias=False)
-        self.gate_proj = torch.nn.Linear(d, ffn, bias=False)
-        self.up_proj = torch.nn.Linear(d, ffn, bias=False)
-        self.down_proj = torch.nn.Linear(ffn, d, bias=False)
-        self.input_layernorm = RMSNorm(d)
-        self.post_attention_layernorm = RMSNorm(d)
-
-    def forward(self, h, cos, sin, past, mask):
-        b, t, _ = h.shape
-        x = self.input_layernorm(h)
-        q = self.q_proj(x).view(b, t, self.heads, self.head_dim).transpose(1, 2)
-        k = self.k_proj(x).view(b, t, self.heads, self.head_dim).transpose(1, 2)
-        v = self.v_proj(x).view(b, t, self.heads, self.head_dim).transpose(1, 2)
-        q = q * cos + rotate_half(q) * sin
-        k = k * cos + rotate_half(k) * sin
-        if past is not None:  # DynamicCache.update: torch.cat along the sequence
-            k = torch.cat([past[0], k], dim=2)
-            v = torch.cat([past[1], v], dim=2)
-        scores = torch.matmul(q, k.transpose(2, 3)) / math.sqrt(self.head_dim)
-        if mask is not None:
-            scores = scores + mask
-        probs = torch.softmax(scores, dim=-1)
-        out = torch.matmul(probs, v).transpose(1, 2).reshape(b, t, -1)
-        h = h + self.o_proj(out)
-        x = self.post_attention_layernorm(h)
-        h = h + self.down_proj(torch.nn.functional.silu(self.gate_proj(x)) * self.up_proj(x))
-        return h, (k, v)
-
-
-class Model(torch.nn.Module):
-    def __init__(self, vocab, d, layers, heads, ffn, theta=10000.0):
-        super().__init__()
-        self.embed_tokens = torch.nn.Embedding(vocab, d)
-        self.layers = torch.nn.ModuleList(Layer(d, heads, ffn) for _ in range(layers))
-        self.norm = RMSNorm(d)
-        self.lm_head = torch.nn.Linear(d, vocab, bias=False)
-        head_dim = d // heads
-        self.inv_freq = 1.0 / (theta ** (torch.arange(0, head_dim, 2).float() / head_dim))
-
-    def forward(self, ids, positions, past, mask):
-        h = self.embed_tokens(ids)
-        freqs = positions[..., None].float() * self.inv_freq
-        emb = torch.cat((freqs, freqs), dim=-1)
-        cos, sin = emb.cos()[:, None], emb.sin()[:, None]
-        new_past = []
-        for i, layer in enumerate(self.layers):
-            h, kv = layer(h, cos, sin, None if past is None else past[i], mask)
-            new_past.append(kv)
-        return self.lm_head(self.norm(h)), new_past
+from llama_reference import Model
 
 
 STOP_TOKEN, STOP_BIAS, STOP_CHANNEL = 95, 0.8, 30.0

@@ -9,96 +9,38 @@ train_step_bench's output). The step: full [B,T,V] logits, cross-entropy of ever
 token (the shift HF's LlamaForCausalLM does), loss.backward(), clip_grad_norm_(1.0)
 (HF Trainer's default max_grad_norm), AdamW, zero_grad(set_to_none=True). The fp32
 matrix-product peak is measured in the same process too. Prints one JSON object on
-stdout. Needs Debian's python3-torch (/usr/bin/python3).
+stdout. Needs Debian's python3-torch (/usr/bin/python3). The model is
+llama_reference.Model, shared with generate_baseline.py.
 """
 import argparse
 import json
-import math
 import sys
 import time
 
 import torch
 import torch.nn.functional as F
 
-
-class RMSNorm(torch.nn.Module):
-    def __init__(self, dim, eps):
-        super().__init__()
-        self.weight = torch.nn.Parameter(torch.ones(dim))
-        self.eps = eps
-
-    def forward(self, x):
-        variance = x.pow(2).mean(-1, keepdim=True)
-        return self.weight * (x * torch.rsqrt(variance + self.eps))
+from llama_reference import Model
 
 
-def rotate_half(x):
-    half = x.shape[-1] // 2
-    return torch.cat((-x[..., half:], x[..., :half]), dim=-1)
+def model_from_shape(s):
+    """The Llama shape Hone's side reports, weights normal(0, 0.02) as Hone initialises."""
+    model = Model(s["vocab_size"], s["hidden_size"], s["num_hidden_layers"], s["num_attention_heads"],
+                  s["intermediate_size"], kv_heads=s["num_key_value_heads"], head_dim=s["head_dim"],
+                  eps=s["rms_norm_eps"], theta=s["rope_theta"], tie=s["tie_word_embeddings"])
+    with torch.no_grad():
+        for p in model.parameters():
+            if p.dim() == 2:
+                p.normal_(0.0, 0.02)
+    return model
 
 
-class Layer(torch.nn.Module):
-    def __init__(self, d, heads, kv_heads, head_dim, ffn, eps):
-        super().__init__()
-        self.heads, self.kv_heads, self.head_dim = heads, kv_heads, head_dim
-        self.q_proj = torch.nn.Linear(d, heads * head_dim, bias=False)
-        self.k_proj = torch.nn.Linear(d, kv_heads * head_dim, bias=False)
-        self.v_proj = torch.nn.Linear(d, kv_heads * head_dim, bias=False)
-        self.o_proj = torch.nn.Linear(heads * head_dim, d, bias=False)
-        self.gate_proj = torch.nn.Linear(d, ffn, bias=False)
-        self.up_proj = torch.nn.Linear(d, ffn, bias=False)
-        self.down_proj = torch.nn.Linear(ffn, d, bias=False)
-        self.input_layernorm = RMSNorm(d, eps)
-        self.post_attention_layernorm = RMSNorm(d, eps)
-
-    def forward(self, h, cos, sin, mask):
-        b, t, _ = h.shape
-        x = self.input_layernorm(h)
-        q = self.q_proj(x).view(b, t, self.heads, self.head_dim).transpose(1, 2)
-        k = self.k_proj(x).view(b, t, self.kv_heads, self.head_dim).transpose(1, 2)
-        v = self.v_proj(x).view(b, t, self.kv_heads, self.head_dim).transpose(1, 2)
-        q = q * cos + rotate_half(q) * sin
-        k = k * cos + rotate_half(k) * sin
-        if self.kv_heads != self.heads:  # transformers' repeat_kv
-            k = k.repeat_interleave(self.heads // self.kv_heads, dim=1)
-            v = v.repeat_interleave(self.heads // self.kv_heads, dim=1)
-        scores = torch.matmul(q, k.transpose(2, 3)) / math.sqrt(self.head_dim) + mask
-        probs = torch.softmax(scores, dim=-1)
-        out = torch.matmul(probs, v).transpose(1, 2).reshape(b, t, -1)
-        h = h + self.o_proj(out)
-        x = self.post_attention_layernorm(h)
-        return h + self.down_proj(F.silu(self.gate_proj(x)) * self.up_proj(x))
-
-
-class Model(torch.nn.Module):
-    def __init__(self, s):
-        super().__init__()
-        d, eps = s["hidden_size"], s["rms_norm_eps"]
-        self.embed_tokens = torch.nn.Embedding(s["vocab_size"], d)
-        self.layers = torch.nn.ModuleList(
-            Layer(d, s["num_attention_heads"], s["num_key_value_heads"], s["head_dim"], s["intermediate_size"], eps)
-            for _ in range(s["num_hidden_layers"]))
-        self.norm = RMSNorm(d, eps)
-        self.lm_head = torch.nn.Linear(d, s["vocab_size"], bias=False)
-        if s["tie_word_embeddings"]:
-            self.lm_head.weight = self.embed_tokens.weight
-        head_dim = s["head_dim"]
-        self.inv_freq = 1.0 / (s["rope_theta"] ** (torch.arange(0, head_dim, 2).float() / head_dim))
-        with torch.no_grad():
-            for p in self.parameters():
-                if p.dim() == 2:
-                    p.normal_(0.0, 0.02)
-
-    def forward(self, ids):
-        b, t = ids.shape
-        h = self.embed_tokens(ids)
-        freqs = torch.arange(t).float()[:, None] * self.inv_freq
-        emb = torch.cat((freqs, freqs), dim=-1)
-        cos, sin = emb.cos()[None, None], emb.sin()[None, None]
-        mask = torch.full((t, t), torch.finfo(torch.float32).min).triu(1)[None, None]
-        for layer in self.layers:
-            h = layer(h, cos, sin, mask)
-        return self.lm_head(self.norm(h))
+def forward(model, ids):
+    """Full [B,T,V] logits, causal mask as transformers' eager attention builds it."""
+    t = ids.shape[1]
+    mask = torch.full((t, t), torch.finfo(torch.float32).min).triu(1)[None, None]
+    logits, _ = model(ids, torch.arange(t), None, mask)
+    return logits
 
 
 def peak_gflops(repeats=5):
@@ -114,7 +56,7 @@ def peak_gflops(repeats=5):
 
 def time_steps(shape, warmup, steps):
     torch.manual_seed(0)
-    model = Model(shape)
+    model = model_from_shape(shape)
     model.train()
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-5, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0)
     b, t, vocab = shape["batch"], shape["seq_len"], shape["vocab_size"]
@@ -123,7 +65,7 @@ def time_steps(shape, warmup, steps):
     for s in range(warmup + steps):
         start = time.perf_counter()
         optimizer.zero_grad(set_to_none=True)
-        logits = model(ids)
+        logits = forward(model, ids)
         loss = F.cross_entropy(logits[:, :-1].reshape(-1, vocab), ids[:, 1:].reshape(-1))
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)

@@ -81,9 +81,12 @@ TEST_F(DistributedTrain, SameSeedSameRunSingleProcessAndMpirun) {
   const std::string hone = HoneBinary();
   ASSERT_FALSE(hone.empty());
   const std::string single = *root_ + "/single", mpi = *root_ + "/mpi";
-  auto one = RunCommand(hone + " train " + TrainArgs(single) + " 2>&1");
+  // Validation every step, sampled (in process: the evaluator on the trainer's policy;
+  // under mpirun: the two rollout workers, scored by the controller).
+  const std::string validation = " trainer.val_every=1 eval.n=3 eval.temperature=1.0 eval.k=[1,3]";
+  auto one = RunCommand(hone + " train " + TrainArgs(single) + validation + " 2>&1");
   ASSERT_EQ(one.exit_code, 0) << one.out;
-  auto many = RunCommand(kMpirun + "-np 6 " + hone + " train " + TrainArgs(mpi) +
+  auto many = RunCommand(kMpirun + "-np 6 " + hone + " train " + TrainArgs(mpi) + validation +
                          " placement.rollout=2 placement.reward=1 placement.trainer=2 2>&1");
   ASSERT_EQ(many.exit_code, 0) << many.out;
   EXPECT_THAT(many.out, HasSubstr("rank 5: trainer 1 on"));  // the placement table
@@ -92,8 +95,11 @@ TEST_F(DistributedTrain, SameSeedSameRunSingleProcessAndMpirun) {
   ASSERT_EQ(a.size(), 3u);
   ASSERT_EQ(b.size(), 3u);
   for (size_t step = 0; step < 3; ++step) {
-    // Same sampled tokens => the same rewards and lengths, exactly.
-    for (const char* key : {"reward_mean", "accuracy", "format_rate", "response_length_mean", "trained_sequences"}) {
+    // Same sampled tokens => the same rewards and lengths, exactly; validation too.
+    for (const char* key : {"reward_mean", "accuracy", "format_rate", "response_length_mean", "trained_sequences",
+                            "val_accuracy", "val_format_rate", "val_response_length_mean", "val_pass_at_1",
+                            "val_pass_at_3"}) {
+      ASSERT_TRUE(b[step].contains(key)) << key << " missing under mpirun at step " << step + 1;
       EXPECT_EQ(a[step][key].get<double>(), b[step][key].get<double>()) << key << " at step " << step + 1;
     }
     // Losses: float32 sums in another order.

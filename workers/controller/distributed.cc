@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <iostream>
 #include <memory>
+#include <optional>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -18,6 +19,7 @@
 #include "workers/controller/data_checks.h"
 #include "workers/controller/grpo_loop.h"
 #include "workers/controller/shutdown.h"
+#include "workers/controller/validation.h"
 #include "workers/reward/local_reward.h"
 #include "workers/reward/remote_reward.h"
 #include "workers/reward/reward_service.h"
@@ -165,7 +167,14 @@ absl::Status RunController(const Config& config, const dist::MpiWorld& world, co
   HONE_ASSIGN_OR_RETURN(data::DataSplits splits, data::LoadSplits(config));
   HONE_RETURN_IF_ERROR(
       CheckPromptLengths(config, *policy.tokenizer, policy.model->config().max_position_embeddings, splits));
+  const int64_t max_positions = policy.model->config().max_position_embeddings;
   policy.model = CausalLM(nullptr);
+  std::optional<Validator> validator;  // eval.* settings matter only when validating
+  const bool validate = config.Int("trainer.val_every") > 0 && !config.Bool("trainer.async_rollout");
+  if (validate) {
+    HONE_ASSIGN_OR_RETURN(Validator created, Validator::Create(config, splits.held_out));
+    validator.emplace(std::move(created));
+  }
   HONE_ASSIGN_OR_RETURN(std::vector<std::string> announced,
                         world.AllGatherStrings("", "the start-up exchange of endpoints", config.Float("dist.timeout_s")));
   std::vector<WorkerEndpoint> rollouts, rewards, trainers, all;
@@ -240,9 +249,16 @@ absl::Status RunController(const Config& config, const dist::MpiWorld& world, co
                    {"weight_sync_gbps", sent.seconds() > 0 ? sent.bytes() / sent.seconds() / 1e9 : 0},
                    {"seconds_rpc", seconds_rpc}};
   };
-  if (config.Int("trainer.val_every") > 0) {
-    std::fprintf(stderr, "note: trainer.val_every is ignored under mpirun for now (validation needs the policy "
-                         "in the controller's process); run `hone eval` on a checkpoint instead\n");
+  // Validation samples on the rollout workers, which hold the policy just synced; the
+  // evaluator scores in this process. With trainer.async_rollout they hold the previous
+  // step's policy at that point, so it is left out there (a note says so).
+  if (validator) {
+    roles.validate = [&]() -> absl::StatusOr<Metrics> {
+      return validator->Run(GenerateWithRollout(rollout), max_positions, *policy.tokenizer, policy.stop_token_ids);
+    };
+  } else if (config.Int("trainer.val_every") > 0) {
+    std::fprintf(stderr, "note: trainer.val_every is ignored under mpirun with trainer.async_rollout (the rollout "
+                         "workers hold the previous policy when a step ends); run `hone eval` on a checkpoint\n");
   }
   absl::Status status = RunGrpoLoop(config, roles, policy, splits);
   monitor.Stop();

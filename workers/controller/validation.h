@@ -1,5 +1,5 @@
 // Periodic validation during training: the evaluator (workers/eval) on the held-out
-// prompts with the eval.* sampling settings, reported as val_* metrics.
+// prompts with the eval.* settings, reported as val_* metrics.
 #pragma once
 
 #include <vector>
@@ -19,6 +19,10 @@ class Validator {
 
   // val_accuracy, val_pass_at_<k>, val_format_rate, val_response_length_mean.
   absl::StatusOr<Metrics> Run(Pretrained& policy);
+  // The same with generation done by `generate` (GenerateWithRollout under mpirun), for a
+  // model of `max_positions` positions whose tokenizer and stop ids the caller holds.
+  absl::StatusOr<Metrics> Run(const eval::GenerateFn& generate, int64_t max_positions, const Tokenizer& tokenizer,
+                              const std::vector<int64_t>& stop_token_ids);
 
  private:
   Validator(eval::EvalOptions options, std::vector<data::Example> examples)
@@ -26,5 +30,12 @@ class Validator {
   eval::EvalOptions options_;
   std::vector<data::Example> examples_;
 };
+
+// Generation for the evaluator by a rollout role (the rollout workers under mpirun, which
+// hold the policy): each call is one Generate of its prompts with group ids 0..G-1, the
+// prompts' stream ids in a GenerationEngine call, so the sampled tokens are those of
+// Evaluate on the same weights in one process, however the prompts are spread over the
+// workers.
+eval::GenerateFn GenerateWithRollout(RolloutEngine& rollout);
 
 }  // namespace hone

@@ -156,11 +156,21 @@ absl::StatusOr<EvalResult> Evaluate(CausalLM& model, const Tokenizer& tokenizer,
                                     const std::vector<data::Example>& examples,
                                     const EvalOptions& options,
                                     const std::function<void(int64_t, int64_t)>& progress) {
+  GenerationEngine engine(model);
+  const GenerateFn generate = [&engine](const std::vector<std::vector<int64_t>>& prompt_ids,
+                                        const SamplingParams& params) { return engine.Generate(prompt_ids, params); };
+  return Evaluate(generate, model->config().max_position_embeddings, tokenizer, stop_token_ids, examples, options,
+                  progress);
+}
+
+absl::StatusOr<EvalResult> Evaluate(const GenerateFn& generate, int64_t max_positions, const Tokenizer& tokenizer,
+                                    const std::vector<int64_t>& stop_token_ids,
+                                    const std::vector<data::Example>& examples, const EvalOptions& options,
+                                    const std::function<void(int64_t, int64_t)>& progress) {
   HONE_RETURN_IF_ERROR(ValidateEvalOptions(options));
   if (examples.empty()) return absl::InvalidArgumentError("no examples to evaluate");
   const auto start = Clock::now();
   const int64_t total = static_cast<int64_t>(examples.size());
-  const int64_t max_positions = model->config().max_position_embeddings;
 
   HONE_ASSIGN_OR_RETURN(data::PromptFormatter format,
                         data::PromptFormatter::Create(options.prompt_template, options.model_dir));
@@ -184,14 +194,13 @@ absl::StatusOr<EvalResult> Evaluate(CausalLM& model, const Tokenizer& tokenizer,
   result.num_prompts = total;
   result.samples_per_prompt = params.n;
   result.prompts.reserve(examples.size());
-  GenerationEngine engine(model);
   for (int64_t begin = 0, batch = 0; begin < total; begin += options.prompt_batch, ++batch) {
     const int64_t end = std::min(total, begin + options.prompt_batch);
     std::vector<std::vector<int64_t>> prompt_ids;
     for (int64_t i = begin; i < end; ++i) prompt_ids.push_back(prepared[i].ids);
     params.seed = data::MixSeed(options.seed, static_cast<uint64_t>(batch));
     const auto gen_start = Clock::now();
-    absl::StatusOr<GenerationResult> generated = engine.Generate(prompt_ids, params);
+    absl::StatusOr<GenerationResult> generated = generate(prompt_ids, params);
     result.generation_seconds += SecondsSince(gen_start);
     if (!generated.ok()) {
       return Annotate(generated.status(), absl::StrCat("generating for prompts ", begin, "..", end - 1));

@@ -35,6 +35,7 @@
 #include "absl/status/statusor.h"
 #include "framework/core/config.h"
 #include "framework/data/dataset.h"
+#include "framework/engine/engine.h"
 #include "framework/model/model.h"
 #include "framework/model/tokenizer.h"
 #include "framework/reward/reward.h"
@@ -132,6 +133,22 @@ absl::StatusOr<EvalResult> Evaluate(CausalLM& model, const Tokenizer& tokenizer,
                                     const EvalOptions& options,
                                     const std::function<void(int64_t done, int64_t total)>&
                                         progress = nullptr);
+
+// What generates for Evaluate: the prompts' token ids and the sampling parameters (seed,
+// n, temperature, stop ids) in; one GeneratedSequence per (prompt, sample) out,
+// prompt-major, each prompt sampling from the stream of its index in the call (the
+// engine's default). In process it is a GenerationEngine on the model; under mpirun the
+// rollout workers, whose per-prompt streams make the tokens the same (workers/controller/
+// validation.h).
+using GenerateFn = std::function<absl::StatusOr<GenerationResult>(
+    const std::vector<std::vector<int64_t>>& prompt_ids, const SamplingParams& params)>;
+
+// Evaluate with generation done by `generate`; `max_positions` is the model's context
+// (max_position_embeddings), for the prompt-length check.
+absl::StatusOr<EvalResult> Evaluate(const GenerateFn& generate, int64_t max_positions, const Tokenizer& tokenizer,
+                                    const std::vector<int64_t>& stop_token_ids,
+                                    const std::vector<data::Example>& examples, const EvalOptions& options,
+                                    const std::function<void(int64_t done, int64_t total)>& progress = nullptr);
 
 // Prompt-level comparison of two evaluations of the same examples, by each model's
 // first sample (its greedy answer under temperature 0).

@@ -1,5 +1,9 @@
 #include "workers/controller/validation.h"
 
+#include <algorithm>
+#include <string>
+#include <vector>
+
 #include "absl/strings/str_cat.h"
 #include "framework/core/status.h"
 

@@ -85,6 +85,10 @@ class Renderer {
           return ErrorAt(s.pos, absl::StrCat("cannot assign attribute on non-namespace object '", s.targets[0], "'"));
         }
         HONE_ASSIGN_OR_RETURN(Value v, Eval(*s.expr, scope));
+        if (v.Reaches(ns->dict_identity())) {
+          return ErrorAt(s.pos, absl::StrCat("cannot store namespace '", s.targets[0], "' inside itself (",
+                                             s.targets[0], ".", s.targets[1], " would hold it)"));
+        }
         ns->mutable_namespace().Set(s.targets[1], std::move(v));
         return absl::OkStatus();
       }

@@ -84,6 +84,27 @@ Value Value::MakeNamespace(Dict attributes) {
   v.kind_ = Kind::kNamespace;
   return v;
 }
+bool Value::Reaches(const Dict* target) const {
+  // Iterative, with a visited set: shared sub-values are walked once.
+  std::vector<const Value*> pending = {this};
+  std::vector<const void*> seen;
+  while (!pending.empty()) {
+    const Value* v = pending.back();
+    pending.pop_back();
+    const void* id = v->list_ ? static_cast<const void*>(v->list_.get()) : static_cast<const void*>(v->dict_.get());
+    if (id == nullptr) continue;
+    if (v->dict_.get() == target) return true;
+    if (std::find(seen.begin(), seen.end(), id) != seen.end()) continue;
+    seen.push_back(id);
+    if (v->list_) {
+      for (const Value& item : *v->list_) pending.push_back(&item);
+    } else {
+      for (const auto& entry : v->dict_->entries) pending.push_back(&entry.second);
+    }
+  }
+  return false;
+}
+
 Value Value::Callable(std::string name, Function fn) {
   Value v;
   v.kind_ = Kind::kCallable;

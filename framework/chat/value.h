@@ -68,6 +68,11 @@ class Value {
   const List& list() const { return *list_; }
   const Dict& dict() const { return *dict_; }  // dict or namespace
   Dict& mutable_namespace() const { return *dict_; }
+  // True when `target` (a namespace's attributes) is this value or is held by it, through
+  // lists, dicts and namespaces. Storing such a value in `target` would make a reference
+  // cycle that shared ownership never frees.
+  bool Reaches(const Dict* target) const;
+  const Dict* dict_identity() const { return dict_.get(); }
   const Function& function() const { return *fn_; }
   const std::string& callable_name() const { return s_; }
   const std::string& undefined_hint() const { return s_; }

@@ -103,6 +103,20 @@ TEST(Jinja, Filters) {
             "[1]");
 }
 
+// A namespace stored inside itself, directly, through a list or dict, or through a second
+// namespace, would be a reference cycle that is never freed (found by the chat_template
+// fuzzer as a leak: corpus regress_namespace_cycle): it is a render error naming it. A
+// namespace holding another one, or copies of its own values, is fine.
+TEST(Jinja, NamespaceCannotHoldItself) {
+  EXPECT_THAT(R("{% set ns = namespace(a=0) %}{% set ns.a = ns %}"),
+              HasSubstr("cannot store namespace 'ns' inside itself (ns.a would hold it)"));
+  EXPECT_THAT(R("{% set ns = namespace(a=0) %}{% set ns.a = [1, {'k': ns}] %}"), HasSubstr("inside itself"));
+  EXPECT_THAT(R("{% set a = namespace(x=0) %}{% set b = namespace(y=0) %}{% set a.x = b %}{% set b.y = a %}"),
+              HasSubstr("cannot store namespace 'b' inside itself (b.y would hold it)"));
+  EXPECT_EQ(R("{% set a = namespace(x=1) %}{% set b = namespace(y=a) %}{% set b.z = [b.y.x, a.x] %}{{ b.z }}"),
+            "[1, 1]");
+}
+
 TEST(Jinja, StatementsAndScoping) {
   EXPECT_EQ(R("{% set ns = namespace(a=1) %}{% for i in range(3) %}{% set ns.a = ns.a + i %}{% endfor %}{{ ns.a }}"),
             "4");

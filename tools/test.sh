@@ -7,8 +7,8 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 build=${HONE_BUILD_DIR:-$root/build}
 "$root/tools/build.sh"
 cd "$build"
-# nproc counts OMP_NUM_THREADS: take the core count before setting it (the fuzz build's jobs).
-cores=$(nproc)
+# The build jobs of the sanitizer and fuzz builds: nproc counts OMP_NUM_THREADS, so ask without it.
+cores=$(env -u OMP_NUM_THREADS -u OMP_THREAD_LIMIT nproc)
 # One intra-op thread per test process; ctest runs two processes at a time.
 export OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1
 ctest --output-on-failure -j "${HONE_TEST_JOBS:-2}" --timeout 1200 "$@"

@@ -54,6 +54,7 @@ absl::Status DeleteRun(const fs::path& dir, const std::string& command) {
       continue;
     }
     if (fs::remove(entry.path(), ec)) deleted.push_back(name);
+    if (ec) return absl::InternalError(absl::StrCat("cannot delete ", entry.path().string(), ": ", ec.message()));
   }
   const std::vector<fs::path> steps = StepDirs(dir);
   for (const fs::path& step : steps) {

@@ -1,11 +1,11 @@
 #include "workers/controller/validation.h"
 
-#include <algorithm>
 #include <string>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "framework/core/status.h"
+#include "workers/rollout/local_rollout.h"
 
 namespace hone {
 namespace {
@@ -45,23 +45,10 @@ eval::GenerateFn GenerateWithRollout(RolloutEngine& rollout) {
   return [&rollout](const std::vector<std::vector<int64_t>>& prompt_ids,
                     const SamplingParams& params) -> absl::StatusOr<GenerationResult> {
     const int64_t G = static_cast<int64_t>(prompt_ids.size());
-    int64_t P = 1;
-    for (const auto& ids : prompt_ids) P = std::max<int64_t>(P, static_cast<int64_t>(ids.size()));
-    auto ids_tensor = torch::zeros({G, P}, torch::kInt64);
-    auto ids_acc = ids_tensor.accessor<int64_t, 2>();
-    std::vector<int64_t> lengths(G), group_ids(G);
-    for (int64_t g = 0; g < G; ++g) {
-      for (size_t t = 0; t < prompt_ids[g].size(); ++t) ids_acc[g][t] = prompt_ids[g][t];
-      lengths[g] = static_cast<int64_t>(prompt_ids[g].size());
-      group_ids[g] = g;
-    }
-    Batch prompts;
-    HONE_RETURN_IF_ERROR(prompts.SetTensor("prompt_ids", ids_tensor));
-    HONE_RETURN_IF_ERROR(prompts.SetInts("prompt_len", lengths));
-    HONE_RETURN_IF_ERROR(prompts.SetInts("group_id", group_ids));
-    // The evaluator scores from the tokens; the texts only travel through.
-    HONE_RETURN_IF_ERROR(prompts.SetStrings("prompt", std::vector<std::string>(G)));
-    HONE_RETURN_IF_ERROR(prompts.SetStrings("ground_truth", std::vector<std::string>(G)));
+    // Group ids 0..G-1: the stream ids of the prompts' positions. The evaluator scores from
+    // the tokens; the texts only travel through.
+    const std::vector<std::string> no_text(G);
+    HONE_ASSIGN_OR_RETURN(Batch prompts, PromptBatchFromIds(prompt_ids, no_text, no_text, /*first_group_id=*/0));
     HONE_ASSIGN_OR_RETURN(Batch out, rollout.Generate(prompts, params));
     const int64_t N = out.size();
     if (N != G * params.n) {

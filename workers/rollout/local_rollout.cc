@@ -123,18 +123,25 @@ absl::StatusOr<Batch> MakePromptBatch(const Tokenizer& tokenizer,
                                       int64_t first_group_id) {
   const int64_t G = static_cast<int64_t>(prompts.size());
   std::vector<std::vector<int64_t>> encoded(G);
-  int64_t P = 1;
   for (int64_t g = 0; g < G; ++g) {
     HONE_ASSIGN_OR_RETURN(encoded[g], tokenizer.Encode(prompts[g]));
     if (encoded[g].empty()) return absl::InvalidArgumentError(absl::StrCat("prompt ", g, " encodes to no tokens"));
-    P = std::max<int64_t>(P, encoded[g].size());
   }
+  return PromptBatchFromIds(encoded, prompts, ground_truths, first_group_id);
+}
+
+absl::StatusOr<Batch> PromptBatchFromIds(const std::vector<std::vector<int64_t>>& prompt_ids,
+                                         const std::vector<std::string>& prompts,
+                                         const std::vector<std::string>& ground_truths, int64_t first_group_id) {
+  const int64_t G = static_cast<int64_t>(prompt_ids.size());
+  int64_t P = 1;
+  for (const auto& ids : prompt_ids) P = std::max<int64_t>(P, static_cast<int64_t>(ids.size()));
   auto ids = torch::zeros({G, P}, torch::kInt64);
   auto acc = ids.accessor<int64_t, 2>();
   std::vector<int64_t> lengths(G), groups(G);
   for (int64_t g = 0; g < G; ++g) {
-    for (size_t t = 0; t < encoded[g].size(); ++t) acc[g][t] = encoded[g][t];
-    lengths[g] = static_cast<int64_t>(encoded[g].size());
+    for (size_t t = 0; t < prompt_ids[g].size(); ++t) acc[g][t] = prompt_ids[g][t];
+    lengths[g] = static_cast<int64_t>(prompt_ids[g].size());
     groups[g] = first_group_id + g;
   }
   Batch batch;

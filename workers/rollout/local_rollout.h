@@ -34,4 +34,10 @@ absl::StatusOr<Batch> MakePromptBatch(const Tokenizer& tokenizer,
                                       const std::vector<std::string>& ground_truths,
                                       int64_t first_group_id);
 
+// The same from prompts already tokenized: pads `prompt_ids` into prompt_ids [G,P], with
+// group ids first_group_id.. in order. `prompts` and `ground_truths` have G entries.
+absl::StatusOr<Batch> PromptBatchFromIds(const std::vector<std::vector<int64_t>>& prompt_ids,
+                                         const std::vector<std::string>& prompts,
+                                         const std::vector<std::string>& ground_truths, int64_t first_group_id);
+
 }  // namespace hone
